@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvmm.h - public API of libkvmm, the KV-cache memory manager.
+ *
+ * Conventions (every function below follows them):
+ *  - Functions returning int return 0 (or a count) on success and a negative
+ *    errno on failure; they never print, abort or exit.  On failure the
+ *    objects passed in are left as they were (no partial state).
+ *  - Every pointer and size argument is validated; a NULL or out-of-range
+ *    argument gives -EINVAL, never a crash.
+ *  - There is no global state: everything hangs off the objects below.
+ *  - Each declaration says who owns what and which threads may call it.
+ *    "Thread-safe" means any thread may call it concurrently with any other
+ *    thread-safe call on the same object; "single caller" means the caller
+ *    serialises calls on that object.
+ *  - Device addresses are uint64_t (a CUdeviceptr on the CUDA backend, a
+ *    process virtual address on the host backend).
+ */
+#ifndef KVMM_H
+#define KVMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVMM_VERSION_MAJOR 0
+#define KVMM_VERSION_MINOR 1
+#define KVMM_VERSION_PATCH 0
+#define KVMM_CHECK_VERSION(major, minor) \
+	(KVMM_VERSION_MAJOR > (major) || \
+	 (KVMM_VERSION_MAJOR == (major) && KVMM_VERSION_MINOR >= (minor)))
+
+/* Run-time version of the library as major * 10000 + minor * 100 + patch. */
+int kvmm_version(void);
+
+/* Static description of an errno value (strerror without locale or state). */
+const char *kvmm_strerror(int err);
+
+/* ------------------------------------------------------------------------
+ * Backends: where pages live.
+ *
+ * A backend implements the CUDA VMM semantics: reserve a virtual range,
+ * create physical pages, map a page at any page-aligned address of a
+ * reserved range (the same page at several addresses is an alias), set
+ * access, unmap, release; plus copies and fills.
+ *  - KVMM_BACKEND_CUDA: the CUDA driver's VMM API, libcuda loaded with dlopen.
+ *  - KVMM_BACKEND_HOST: the same on CPU memory (mmap PROT_NONE reservation,
+ *    pages are ranges of a memfd, MAP_FIXED|MAP_SHARED maps, aliasing by
+ *    mapping one memfd range twice).  The default without a GPU.
+ *  - KVMM_BACKEND_NULL: bookkeeping only, no bytes behind pages (for
+ *    replaying production-scale traces); reads/writes return -ENOTSUP.
+ *  - KVMM_BACKEND_AUTO: CUDA when a device is usable, else host; which one
+ *    was picked is kvmm_backend_name(), and why CUDA was not is
+ *    kvmm_backend_last_error() (libkvmm itself never prints).
+ * ---------------------------------------------------------------------- */
+enum kvmm_backend_type {
+	KVMM_BACKEND_AUTO = 0,
+	KVMM_BACKEND_HOST = 1,
+	KVMM_BACKEND_CUDA = 2,
+	KVMM_BACKEND_NULL = 3,
+};
+
+/* Backend flags. */
+#define KVMM_BACKEND_HUGETLB (1u << 0) /* host: memfd with MFD_HUGETLB (2 MiB pages) */
+
+struct kvmm_backend_config {
+	enum kvmm_backend_type type;
+	int device;	    /* CUDA device ordinal (cuda only) */
+	uint32_t flags;	    /* KVMM_BACKEND_* */
+	uint64_t page_size; /* 0: the backend's granularity (2 MiB on the H100
+			     * and on the host backend); else a multiple of it */
+};
+
+struct kvmm_backend;
+
+/* Counters of every backend call, by kind (index into calls[]). */
+enum kvmm_backend_op {
+	KVMM_OP_RESERVE,
+	KVMM_OP_RELEASE_VA,
+	KVMM_OP_CREATE,
+	KVMM_OP_DESTROY,
+	KVMM_OP_MAP,
+	KVMM_OP_SET_ACCESS,
+	KVMM_OP_UNMAP,
+	KVMM_OP_COPY,
+	KVMM_OP_FILL,
+	KVMM_OP_SYNC,
+	KVMM_OP__COUNT
+};
+
+struct kvmm_backend_stats {
+	uint64_t calls[KVMM_OP__COUNT];	  /* successful and failed calls */
+	uint64_t errors[KVMM_OP__COUNT];  /* failed calls */
+	uint64_t time_ns[KVMM_OP__COUNT]; /* wall time spent in each kind */
+	uint64_t pages_live;		  /* physical pages created, not destroyed */
+	uint64_t va_reserved_bytes;
+};
+
+/*
+ * Open a backend.  cfg may be NULL (auto, device 0).  *out is owned by the
+ * caller and freed with kvmm_backend_close() after every cache using it is
+ * destroyed.  -ENODEV: the requested backend is not usable here (no CUDA
+ * device, or built without CUDA).  Thread-safe.
+ */
+int kvmm_backend_open(const struct kvmm_backend_config *cfg, struct kvmm_backend **out);
+/* Close; NULL is a no-op.  Single caller, after all users are gone. */
+void kvmm_backend_close(struct kvmm_backend *be);
+/* "cuda", "host" or "null".  Thread-safe. */
+const char *kvmm_backend_name(const struct kvmm_backend *be);
+enum kvmm_backend_type kvmm_backend_get_type(const struct kvmm_backend *be);
+/* Bytes of one physical page.  Thread-safe. */
+uint64_t kvmm_backend_page_size(const struct kvmm_backend *be);
+/* Snapshot of the call counters.  Thread-safe. */
+int kvmm_backend_stats(const struct kvmm_backend *be, struct kvmm_backend_stats *st);
+/* Human-readable description of the last driver error on this backend
+ * (e.g. the CUDA error string); "" if none.  Thread-safe, informative. */
+const char *kvmm_backend_last_error(const struct kvmm_backend *be);
+
+/* Copies between host memory and backend (device) memory, synchronous.
+ * Thread-safe.  -ENOTSUP on the null backend. */
+int kvmm_memcpy_to_dev(struct kvmm_backend *be, uint64_t dst, const void *src, size_t n);
+int kvmm_memcpy_to_host(struct kvmm_backend *be, void *dst, uint64_t src, size_t n);
+int kvmm_memcpy_dev(struct kvmm_backend *be, uint64_t dst, uint64_t src, size_t n);
+int kvmm_memset_dev(struct kvmm_backend *be, uint64_t dst, int byte, size_t n);
+
+/* ------------------------------------------------------------------------
+ * KV caches.
+ *
+ * A cache holds the K and V of every layer for up to max_seqs sequences of
+ * up to max_tokens tokens each, in one reserved virtual range, with
+ * physical pages mapped only as sequences grow.  Memory is handed out in
+ * blocks: a block is the set of physical pages that holds tokens_per_block
+ * consecutive tokens of one sequence for every layer, K and V:
+ *  - token-major and page-major: one page per block;
+ *  - layer-major: 2 * num_layers pages per block (one per layer and K/V).
+ * Growth, sharing (prefix cache) and spilling (tiers) all work on blocks.
+ * ---------------------------------------------------------------------- */
+enum kvmm_layout {
+	KVMM_LAYOUT_DEFAULT = 0, /* chosen from benchmarks; see docs/layouts.md */
+	KVMM_LAYOUT_LAYER_MAJOR =
+		1, /* vAttention: per layer, K and V each [seq][token][head][dim] */
+	KVMM_LAYOUT_TOKEN_MAJOR = 2, /* per seq [token][layer][K/V][head][dim] */
+	KVMM_LAYOUT_PAGE_MAJOR = 3,  /* per page [layer][K/V][T tokens][head][dim] */
+};
+
+enum kvmm_kv {
+	KVMM_K = 0,
+	KVMM_V = 1,
+};
+
+struct kvmm_shape {
+	uint32_t num_layers;
+	uint32_t num_kv_heads;
+	uint32_t head_dim;
+	uint32_t elem_size; /* bytes per element: 2 (fp16/bf16), 1 (fp8), 4 */
+};
+
+/* Cache flags. */
+#define KVMM_CACHE_NO_MAPPER \
+	(1u << 0) /* no background thread: kvmm_step maps
+					* synchronously (tests, tools) */
+
+/*
+ * Called (from the thread that changed the budget or ran out of pages) when
+ * the cache needs the caller to free pages: pages_needed more pages must be
+ * released (close sequences, evict prefixes) before the budget holds.
+ */
+typedef void (*kvmm_pressure_fn)(void *arg, uint64_t pages_needed);
+
+struct kvmm_cache_config {
+	struct kvmm_shape shape;
+	enum kvmm_layout layout;
+	uint32_t max_seqs;	   /* sequence slots */
+	uint32_t max_tokens;	   /* per sequence */
+	uint64_t budget_bytes;	   /* hard cap on physical bytes; never exceeded */
+	uint64_t reserve_bytes;	   /* pages created at create time (<= budget) */
+	uint32_t map_ahead_tokens; /* mapper keeps each active sequence mapped this
+				    * far past its length (0: one block) */
+	uint32_t flags;		   /* KVMM_CACHE_* */
+	kvmm_pressure_fn pressure; /* optional */
+	void *pressure_arg;
+};
+
+struct kvmm_cache;
+
+/*
+ * Create a cache on backend be (which must outlive it).  Reserves the whole
+ * virtual range, creates reserve_bytes of pages and starts the mapper.
+ * -EINVAL bad shape/limits, -ENOMEM reserve over budget or out of memory,
+ * -E2BIG virtual range too large.  Thread-safe.
+ */
+int kvmm_cache_create(struct kvmm_backend *be, const struct kvmm_cache_config *cfg,
+		      struct kvmm_cache **out);
+/* Stop the mapper, unmap and release everything.  NULL is a no-op.  Single
+ * caller; no other call on the cache may be running or follow. */
+void kvmm_cache_destroy(struct kvmm_cache *c);
+
+/* Geometry of a cache (fixed at creation). */
+struct kvmm_cache_info {
+	struct kvmm_shape shape;
+	enum kvmm_layout layout; /* never DEFAULT: the layout actually used */
+	uint32_t max_seqs;
+	uint32_t max_tokens;
+	uint64_t page_size;
+	uint32_t tokens_per_block;
+	uint32_t pages_per_block;
+	uint64_t block_bytes;	 /* pages_per_block * page_size */
+	uint64_t token_bytes;	 /* KV bytes of one token, all layers, K and V */
+	uint64_t va_bytes;	 /* virtual range reserved */
+	uint32_t blocks_per_seq; /* max_tokens rounded up to blocks */
+	uint32_t __pad;
+};
+/* Thread-safe. */
+int kvmm_cache_get_info(const struct kvmm_cache *c, struct kvmm_cache_info *info);
+/* Name of a layout ("layer-major", ...).  Thread-safe. */
+const char *kvmm_layout_name(enum kvmm_layout layout);
+
+/* ---- sequences --------------------------------------------------------- */
+
+/*
+ * Admit a sequence expected to reach expected_tokens (a hint; 0 = unknown).
+ * Picks a free slot, preferring one whose deferred pages already cover the
+ * hint (best fit), and asks the mapper to map its first blocks.  The slot
+ * id goes to *seq.  -ENOSPC no free slot, -EINVAL bad hint.  Thread-safe.
+ */
+int kvmm_seq_open(struct kvmm_cache *c, uint32_t expected_tokens, uint32_t *seq);
+/*
+ * Finish a sequence.  Its own pages stay mapped for the next sequence in
+ * the slot (deferred reclamation); shared pages are released.  Thread-safe;
+ * the caller guarantees no kernel still reads the sequence.
+ */
+int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq);
+/*
+ * Make room for ntokens tokens now (prefill), mapping synchronously what the
+ * mapper has not mapped yet.  Does not change the length.  -ENOMEM when the
+ * budget cannot supply the pages (nothing is left half-mapped), -EFBIG over
+ * max_tokens.  Thread-safe.
+ */
+int kvmm_seq_reserve(struct kvmm_cache *c, uint32_t seq, uint32_t ntokens);
+/* Current length in tokens, or negative errno.  Thread-safe. */
+int64_t kvmm_seq_len(const struct kvmm_cache *c, uint32_t seq);
+
+struct kvmm_step_entry {
+	uint32_t seq;
+	uint32_t len; /* new length after this step */
+};
+/*
+ * Declare the new lengths of a batch (once per engine iteration, before the
+ * forward pass).  Returns at once when every sequence is already mapped far
+ * enough (the steady state: no driver call); otherwise waits for the mapper
+ * (counted in stats.mapper_waits) or, without a mapper, maps synchronously.
+ * Lengths may shrink (rollback of speculative tokens) but not below a
+ * shared prefix.  -ENOMEM if pages cannot be had within the budget: then no
+ * length in the batch changed.  Thread-safe, but one step at a time per
+ * sequence.
+ */
+int kvmm_step(struct kvmm_cache *c, const struct kvmm_step_entry *batch, uint32_t n);
+
+/* ---- views: what a kernel needs to read/write KV -----------------------
+ *
+ * The byte address of element (seq s, token t, head h, dim d) of one layer's
+ * K or V is
+ *   base + s * seq_stride + (t / tokens_per_page) * page_stride
+ *        + (t % tokens_per_page) * token_stride + h * head_stride + d * elem_size
+ * For layer-major and token-major page_stride == tokens_per_page *
+ * token_stride (a uniform token stride); page-major is a paged view whose
+ * page table is the identity (kvmm_view_page_table()).
+ */
+struct kvmm_view {
+	uint64_t base;
+	uint64_t seq_stride;
+	uint64_t page_stride;
+	uint64_t token_stride;
+	uint64_t head_stride;
+	uint32_t tokens_per_page;
+	uint32_t layout; /* enum kvmm_layout */
+	uint32_t num_heads;
+	uint32_t head_dim;
+	uint32_t elem_size;
+	uint32_t max_seqs;
+	uint32_t max_tokens;
+	uint32_t __pad;
+};
+/* View of layer's K or V.  Valid for the cache's lifetime.  Thread-safe. */
+int kvmm_cache_view(const struct kvmm_cache *c, uint32_t layer, enum kvmm_kv kv,
+		    struct kvmm_view *view);
+/*
+ * Fill table[seq * pages_per_seq + p] with the page index (relative to
+ * view->base, in units of page_stride) of page p of each sequence, for
+ * kernels that take a block table.  For kvmm's layouts this is the identity
+ * (seq * pages_per_seq + p).  n = max_seqs * pages_per_seq entries.
+ */
+int kvmm_view_page_table(const struct kvmm_view *view, int32_t *table, size_t n);
+
+/*
+ * Copy KV between host memory and a sequence: ntok tokens from token tok0 of
+ * one layer's K or V, host side laid out [ntok][num_kv_heads][head_dim].
+ * Tokens must lie below the sequence's mapped capacity.  Writing a token
+ * that lies in a page shared with the prefix cache gives -EPERM (shared
+ * pages are immutable).  Thread-safe for distinct sequences.
+ */
+int kvmm_seq_write(struct kvmm_cache *c, uint32_t seq, uint32_t layer, enum kvmm_kv kv,
+		   uint32_t tok0, uint32_t ntok, const void *src);
+int kvmm_seq_read(struct kvmm_cache *c, uint32_t seq, uint32_t layer, enum kvmm_kv kv,
+		  uint32_t tok0, uint32_t ntok, void *dst);
+
+/* ---- budget ------------------------------------------------------------ */
+
+/*
+ * Change the physical budget at run time.  Growing takes effect at once.
+ * Shrinking destroys free pages, then unmaps deferred pages of idle slots;
+ * if that is not enough, *pages_short (may be NULL) gets the number of
+ * pages the caller must still free, the pressure callback is called with it,
+ * and no new page is created until the cache is under the new budget.
+ * Returns 0, or -EINVAL.  Thread-safe.
+ */
+int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t *pages_short);
+
+/* ---- stats ------------------------------------------------------------- */
+struct kvmm_cache_stats {
+	uint64_t budget_bytes;
+	uint64_t pages_created;	 /* physical pages alive (<= budget / page_size) */
+	uint64_t pages_free;	 /* created, on the free list */
+	uint64_t pages_mapped;	 /* mapped in active sequences (own pages) */
+	uint64_t pages_deferred; /* mapped in idle slots, reusable */
+	uint64_t pages_shared;	 /* held by the prefix cache */
+	uint64_t pages_peak;	 /* max pages_created ever */
+	uint64_t seqs_active;
+	uint64_t tokens_used;  /* sum of active lengths */
+	uint64_t bytes_used;   /* tokens_used * token_bytes */
+	uint64_t bytes_mapped; /* bytes of pages mapped for active sequences */
+	uint64_t step_calls;
+	uint64_t mapper_waits; /* kvmm_step calls that had to wait */
+	uint64_t mapper_wait_ns;
+	uint64_t mapper_pages_mapped;
+	uint64_t critical_path_driver_calls; /* driver calls made inside kvmm_step */
+	uint64_t alloc_failures;	     /* -ENOMEM returned */
+	struct kvmm_backend_stats backend;
+};
+/* Consistent snapshot (taken under the cache lock).  Thread-safe. */
+int kvmm_cache_stats(const struct kvmm_cache *c, struct kvmm_cache_stats *st);
+/* The same as one JSON object into buf (NUL-terminated).  Returns the
+ * length it needs (excluding the NUL), like snprintf; -EINVAL.  Thread-safe. */
+int kvmm_cache_stats_json(const struct kvmm_cache *c, char *buf, size_t len);
+
+struct kvmm_seq_stats {
+	uint32_t len;
+	uint32_t mapped_tokens; /* capacity mapped */
+	uint32_t shared_tokens; /* prefix attached from the prefix cache */
+	uint32_t blocks_mapped;
+	uint64_t bytes_used;
+	uint64_t bytes_mapped;
+};
+int kvmm_seq_stats(const struct kvmm_cache *c, uint32_t seq, struct kvmm_seq_stats *st);
+
+/* ------------------------------------------------------------------------
+ * Prefix cache (RadixAttention-style), built into a cache.
+ *
+ * A radix tree over token ids whose nodes own whole blocks.  Keys live in a
+ * namespace: entries of different namespaces never match.
+ * ---------------------------------------------------------------------- */
+enum kvmm_evict_policy {
+	KVMM_EVICT_LRU = 0, /* leaf-first least recently used (default) */
+	KVMM_EVICT_LFU = 1, /* leaf-first least frequently used */
+};
+
+enum kvmm_attach_mode {
+	KVMM_ATTACH_AUTO = 0,  /* chosen from measured costs and memory pressure */
+	KVMM_ATTACH_ALIAS = 1, /* map cached pages at the sequence's addresses */
+	KVMM_ATTACH_COPY = 2,  /* copy cached pages into the sequence's pages */
+};
+
+struct kvmm_prefix_config {
+	enum kvmm_evict_policy policy;
+	enum kvmm_attach_mode attach;
+	uint32_t admit_hits; /* insert a prefix only once it was seen this many
+				* times (0 or 1: always) */
+	uint32_t flags;
+	uint64_t max_bytes; /* cap on pages held by the prefix cache (0: budget) */
+};
+
+/* Namespace: model, adapter, tenant salt.  Hashed with the tokens. */
+struct kvmm_ns {
+	uint64_t model_id;
+	uint64_t adapter_id;
+	uint64_t tenant_salt;
+};
+
+struct kvmm_prefix_handle;
+
+/* Enable the prefix cache on c (once).  Thread-safe. */
+int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cfg);
+/*
+ * Longest cached prefix of tokens[0..n) in ns.  *matched gets its length in
+ * tokens (a multiple of tokens_per_block, or n's partial tail when the tail
+ * is cached in a partial page); *h a handle that pins the matched nodes
+ * until kvmm_prefix_release().  *h is NULL when nothing matched.
+ * Thread-safe.
+ */
+int kvmm_prefix_match(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
+		      uint32_t n, struct kvmm_prefix_handle **h, uint32_t *matched);
+/*
+ * Make the matched prefix the first tokens of seq (which must be empty), by
+ * alias or copy (mode, or the cache's policy for AUTO).  A partial last
+ * block is always copied (copy-on-write).  Sets the sequence's length to the
+ * matched length.  The handle stays valid; release it after.  Thread-safe.
+ */
+int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefix_handle *h,
+			   enum kvmm_attach_mode mode);
+/* Publish seq's full blocks holding tokens[0..n) (n <= its length) so later
+ * requests can match them.  Returns the number of tokens newly cached.
+ * Thread-safe. */
+int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns *ns,
+		       const uint32_t *tokens, uint32_t n);
+/* Unpin; NULL is a no-op.  Thread-safe. */
+void kvmm_prefix_release(struct kvmm_cache *c, struct kvmm_prefix_handle *h);
+/* Say tokens[0..n) in ns will be needed at time when_ns (CLOCK_MONOTONIC):
+ * hinted entries are evicted last (and prefetched from lower tiers).
+ * Thread-safe. */
+int kvmm_prefix_hint(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
+		     uint32_t n, uint64_t when_ns);
+/* Evict up to nblocks unpinned blocks now (leaf first, by policy).  Returns
+ * the number evicted.  Thread-safe. */
+int kvmm_prefix_evict(struct kvmm_cache *c, uint32_t nblocks);
+
+enum kvmm_evict_reason {
+	KVMM_EVICT_PRESSURE = 0, /* the budget needed pages */
+	KVMM_EVICT_CAP = 1,	 /* over the prefix cache's max_bytes */
+	KVMM_EVICT_EXPLICIT = 2, /* kvmm_prefix_evict() */
+	KVMM_EVICT__COUNT
+};
+
+struct kvmm_prefix_stats {
+	uint64_t lookups;
+	uint64_t lookup_tokens;
+	uint64_t hit_tokens;
+	uint64_t inserts;
+	uint64_t inserted_tokens;
+	uint64_t nodes;
+	uint64_t blocks_cached;
+	uint64_t blocks_pinned;
+	uint64_t blocks_shared; /* cached blocks mapped in >= 1 sequence */
+	uint64_t sharing_refs;	/* sum over cached blocks of sequences using them */
+	uint64_t evictions[KVMM_EVICT__COUNT];
+	uint64_t attach_alias;
+	uint64_t attach_copy;
+	uint64_t admission_rejects;
+};
+int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
+
+/* ------------------------------------------------------------------------
+ * Attention kernels (CUDA backend; -ENOTSUP elsewhere).  Declared by the
+ * kernels work: see "kvmm_attn_*" below when present.
+ * ---------------------------------------------------------------------- */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVMM_H */
