@@ -49,7 +49,7 @@ endif
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 ifneq ($(wildcard $(GPU_DEPS)/usr/lib/x86_64-linux-gnu/libcheck.a),)
-CHECK_LIBS := -lcheck -lrt -lm
+CHECK_LIBS := -lcheck -lsubunit -lrt -lm
 endif
 
 # Generated dependency files keep incremental builds right.

@@ -15,11 +15,11 @@
 #include <stdio.h>
 
 struct bench_ctx {
-	FILE *json;          /* JSON lines go here when --json was given */
-	char machine[160];   /* "host: <cpu model>, <n> cores" (+ GPU name when known) */
-	char date[32];       /* YYYY-MM-DD */
-	bool quick;          /* --quick: smaller sizes, for smoke runs */
-	int argc;            /* group-specific arguments after the group name */
+	FILE *json;	   /* JSON lines go here when --json was given */
+	char machine[160]; /* "host: <cpu model>, <n> cores" (+ GPU name when known) */
+	char date[32];	   /* YYYY-MM-DD */
+	bool quick;	   /* --quick: smaller sizes, for smoke runs */
+	int argc;	   /* group-specific arguments after the group name */
 	char **argv;
 };
 
@@ -30,8 +30,8 @@ struct bench_group {
 	int (*run)(struct bench_ctx *ctx);
 };
 
-#define BENCH_GROUP(id, descr, fn)                                                                 \
-	static const struct bench_group __bench_group_##id                                         \
+#define BENCH_GROUP(id, descr, fn)                         \
+	static const struct bench_group __bench_group_##id \
 		__attribute__((used, section("kvmm_bench"), aligned(8))) = {#id, descr, fn}
 
 /*
@@ -43,7 +43,8 @@ void bench_result(struct bench_ctx *ctx, const char *bench, const char *metric, 
 		  const char *unit, const char *baseline, double baseline_value);
 /* Same with an explicit ratio (when "better" is not value/baseline). */
 void bench_result_ratio(struct bench_ctx *ctx, const char *bench, const char *metric, double value,
-			const char *unit, const char *baseline, double baseline_value, double ratio);
+			const char *unit, const char *baseline, double baseline_value,
+			double ratio);
 /* Append " + extra" to the machine description (e.g. the GPU's name). */
 void bench_add_machine(struct bench_ctx *ctx, const char *extra);
 

@@ -176,7 +176,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--json") && i + 1 < argc) {
 			ctx.json = fopen(argv[++i], "a");
 			if (!ctx.json) {
-				fprintf(stderr, "kvmm-bench: --json %s: %s\n", argv[i], strerror(errno));
+				fprintf(stderr, "kvmm-bench: --json %s: %s\n", argv[i],
+					strerror(errno));
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--quick")) {
