@@ -29,7 +29,7 @@ fi
 if scripts/check-abi.sh > build/logs/lint/abi.log 2>&1; then echo "PASS lint/abi-map" >> "$res"; else echo "FAIL lint/abi-map (see build/logs/lint/abi.log)" >> "$res"; cat build/logs/lint/abi.log; rc=1; fi
 
 # 2. checkpatch on the module sources
-kfiles=$(ls kmod/*.c kmod/*.h uapi/*.h 2>/dev/null)
+kfiles=$(ls kmod/*.c kmod/*.h uapi/*.h 2>/dev/null | grep -v '\.mod\.c$')
 if [ -n "$kfiles" ]; then
 	if cp=$(scripts/checkpatch.sh 2>build/logs/lint/checkpatch-setup.log); then
 		# shellcheck disable=SC2086

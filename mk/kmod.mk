@@ -1,0 +1,37 @@
+# kvmm.ko: built from the top-level Kbuild against a kernel's build tree.
+#   make module         build kmod/kvmm.ko with W=1 (for $(KVER), see below)
+#   make module-lint    rebuild everything with W=1 under sparse (C=1);
+#                       any compiler or sparse warning fails
+#   make module-clean
+# KVER picks the kernel (default: scripts/vm/kver.sh, the newest installed
+# kernel with headers, which is also what the VM boots); KDIR its build tree.
+KVER ?= $(shell scripts/vm/kver.sh 2>/dev/null)
+KDIR ?= /lib/modules/$(KVER)/build
+KMOD := kmod/kvmm.ko
+KMOD_SRCS := Kbuild kmod/Kbuild $(wildcard kmod/*.c kmod/*.h) uapi/kvmm.h
+KBUILD_ARGS := -C $(KDIR) M=$(CURDIR) W=1
+
+module: $(KMOD)
+$(KMOD): $(KMOD_SRCS)
+	@test -d "$(KDIR)" || { echo "module: no kernel build tree '$(KDIR)' (KVER=$(KVER))" >&2; exit 1; }
+	$(qecho) KBUILD $@
+	@mkdir -p build/logs
+	$(Q)$(MAKE) --no-print-directory $(KBUILD_ARGS) $(if $(Q),,V=1) modules >build/logs/kmod.log 2>&1 || \
+		{ cat build/logs/kmod.log; exit 1; }
+	$(Q)if grep -E 'warning:|error:' build/logs/kmod.log; then \
+		echo "module: warnings (build/logs/kmod.log)"; rm -f $@; exit 1; fi
+
+module-lint:
+	@test -d "$(KDIR)" || { echo "module-lint: no kernel build tree '$(KDIR)'" >&2; exit 1; }
+	@mkdir -p build/logs/lint
+	@$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
+	@$(MAKE) --no-print-directory $(KBUILD_ARGS) C=1 CHECK="sparse -Wsparse-error" modules \
+		> build/logs/lint/module-W1-sparse.log 2>&1; rc=$$?; \
+	if [ $$rc -ne 0 ] || grep -E 'warning:|error:' build/logs/lint/module-W1-sparse.log; then \
+		echo "module-lint: failed (build/logs/lint/module-W1-sparse.log)"; tail -20 build/logs/lint/module-W1-sparse.log; exit 1; fi; \
+	echo "module-lint: W=1 and sparse clean ($(KVER))"
+
+module-clean:
+	-$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
+
+.PHONY: module module-lint module-clean
