@@ -178,10 +178,15 @@ struct kvmm_cache_config {
 	uint64_t budget_bytes;	   /* hard cap on physical bytes; never exceeded */
 	uint64_t reserve_bytes;	   /* pages created at create time (<= budget) */
 	uint32_t map_ahead_tokens; /* mapper keeps each active sequence mapped this
-				    * far past its length (0: one block) */
+				    * far past its length (0: a quarter block,
+				    * at least one token) */
 	uint32_t flags;		   /* KVMM_CACHE_* */
 	kvmm_pressure_fn pressure; /* optional */
 	void *pressure_arg;
+	uint64_t low_water_bytes; /* the mapper creates pages in the background
+				   * while fewer than this many bytes of pages
+				   * are free (within the budget; 0:
+				   * reserve_bytes) */
 };
 
 struct kvmm_cache;
@@ -189,8 +194,16 @@ struct kvmm_cache;
 /*
  * Create a cache on backend be (which must outlive it).  Reserves the whole
  * virtual range, creates reserve_bytes of pages and starts the mapper.
- * -EINVAL bad shape/limits, -ENOMEM reserve over budget or out of memory,
- * -E2BIG virtual range too large.  Thread-safe.
+ * -EINVAL bad shape/limits (also: a token of all layers larger than a page
+ * in token-/page-major, or a row larger than a page in layer-major),
+ * -ENOMEM reserve over budget or out of memory, -E2BIG virtual range too
+ * large.  Thread-safe.
+ *
+ * Each physical page is also mapped once at a fixed "home" address outside
+ * the sequences (so cached prefixes can be copied and spilled without a
+ * temporary mapping).  On the host backend every mapping is a VMA: a cache
+ * uses up to (pages mapped in sequences + pages created) of the process's
+ * vm.max_map_count (65530 by default); size pages and budgets accordingly.
  */
 int kvmm_cache_create(struct kvmm_backend *be, const struct kvmm_cache_config *cfg,
 		      struct kvmm_cache **out);
@@ -221,10 +234,12 @@ const char *kvmm_layout_name(enum kvmm_layout layout);
 /* ---- sequences --------------------------------------------------------- */
 
 /*
- * Admit a sequence expected to reach expected_tokens (a hint; 0 = unknown).
- * Picks a free slot, preferring one whose deferred pages already cover the
- * hint (best fit), and asks the mapper to map its first blocks.  The slot
- * id goes to *seq.  -ENOSPC no free slot, -EINVAL bad hint.  Thread-safe.
+ * Admit a sequence expected to hold expected_tokens soon (its prompt; a
+ * hint, 0 = unknown).  Picks a free slot, preferring one whose deferred
+ * pages already cover the hint (best fit), and asks the mapper to map that
+ * much (best effort; kvmm_seq_reserve guarantees it).  The slot id goes to
+ * *seq: it is the s of the view formula.  -ENOSPC no free slot, -EINVAL
+ * bad hint (over max_tokens).  Thread-safe.
  */
 int kvmm_seq_open(struct kvmm_cache *c, uint32_t expected_tokens, uint32_t *seq);
 /*
@@ -235,9 +250,11 @@ int kvmm_seq_open(struct kvmm_cache *c, uint32_t expected_tokens, uint32_t *seq)
 int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq);
 /*
  * Make room for ntokens tokens now (prefill), mapping synchronously what the
- * mapper has not mapped yet.  Does not change the length.  -ENOMEM when the
- * budget cannot supply the pages (nothing is left half-mapped), -EFBIG over
- * max_tokens.  Thread-safe.
+ * mapper has not mapped yet.  Does not change the length; the room stays
+ * the sequence's until it closes (it is never taken back as map-ahead).
+ * -ENOMEM when the budget cannot supply the pages (the reservation is
+ * unchanged; the pressure callback is told how many pages were short),
+ * -EFBIG over max_tokens.  Thread-safe.
  */
 int kvmm_seq_reserve(struct kvmm_cache *c, uint32_t seq, uint32_t ntokens);
 /* Current length in tokens, or negative errno.  Thread-safe. */
@@ -250,11 +267,14 @@ struct kvmm_step_entry {
 /*
  * Declare the new lengths of a batch (once per engine iteration, before the
  * forward pass).  Returns at once when every sequence is already mapped far
- * enough (the steady state: no driver call); otherwise waits for the mapper
- * (counted in stats.mapper_waits) or, without a mapper, maps synchronously.
- * Lengths may shrink (rollback of speculative tokens) but not below a
- * shared prefix.  -ENOMEM if pages cannot be had within the budget: then no
- * length in the batch changed.  Thread-safe, but one step at a time per
+ * enough (the steady state: no driver call, no allocation); otherwise waits
+ * for the mapper (counted in stats.mapper_waits) or, without a mapper, maps
+ * synchronously (counted in stats.critical_path_driver_calls).  Lengths may
+ * shrink (rollback of speculative tokens) but not below a shared prefix
+ * (-EPERM).  -EINVAL unknown or closed sequence, or one listed twice;
+ * -EFBIG over max_tokens; -ENOMEM if pages cannot be had within the budget
+ * (the pressure callback is told how many pages were short).  On any error
+ * no length in the batch changed.  Thread-safe, but one step at a time per
  * sequence.
  */
 int kvmm_step(struct kvmm_cache *c, const struct kvmm_step_entry *batch, uint32_t n);
@@ -291,16 +311,21 @@ int kvmm_cache_view(const struct kvmm_cache *c, uint32_t layer, enum kvmm_kv kv,
  * Fill table[seq * pages_per_seq + p] with the page index (relative to
  * view->base, in units of page_stride) of page p of each sequence, for
  * kernels that take a block table.  For kvmm's layouts this is the identity
- * (seq * pages_per_seq + p).  n = max_seqs * pages_per_seq entries.
+ * (seq * pages_per_seq + p).  It needs max_seqs * pages_per_seq entries
+ * (pages_per_seq = seq_stride / page_stride); table == NULL with n == 0
+ * returns that count.  Returns the entries written, -EINVAL (n too small),
+ * -EOVERFLOW (indices do not fit int32).  Thread-safe.
  */
 int kvmm_view_page_table(const struct kvmm_view *view, int32_t *table, size_t n);
 
 /*
  * Copy KV between host memory and a sequence: ntok tokens from token tok0 of
  * one layer's K or V, host side laid out [ntok][num_kv_heads][head_dim].
- * Tokens must lie below the sequence's mapped capacity.  Writing a token
- * that lies in a page shared with the prefix cache gives -EPERM (shared
- * pages are immutable).  Thread-safe for distinct sequences.
+ * Tokens must lie below the sequence's length, its reservation
+ * (kvmm_seq_reserve) or its attached prefix, else -ERANGE: what lies above
+ * is map-ahead, which the cache may take back under pressure.  Writing a
+ * token that lies in a block shared with the prefix cache gives -EPERM
+ * (shared blocks are immutable).  Thread-safe for distinct sequences.
  */
 int kvmm_seq_write(struct kvmm_cache *c, uint32_t seq, uint32_t layer, enum kvmm_kv kv,
 		   uint32_t tok0, uint32_t ntok, const void *src);
@@ -324,20 +349,29 @@ struct kvmm_cache_stats {
 	uint64_t budget_bytes;
 	uint64_t pages_created;	 /* physical pages alive (<= budget / page_size) */
 	uint64_t pages_free;	 /* created, on the free list */
-	uint64_t pages_mapped;	 /* mapped in active sequences (own pages) */
+	uint64_t pages_mapped;	 /* own pages mapped in active sequences */
 	uint64_t pages_deferred; /* mapped in idle slots, reusable */
 	uint64_t pages_shared;	 /* held by the prefix cache */
 	uint64_t pages_peak;	 /* max pages_created ever */
 	uint64_t seqs_active;
 	uint64_t tokens_used;  /* sum of active lengths */
 	uint64_t bytes_used;   /* tokens_used * token_bytes */
-	uint64_t bytes_mapped; /* bytes of pages mapped for active sequences */
+	uint64_t bytes_mapped; /* bytes of blocks mapped in active sequences
+				* (own and shared; a shared block counts once
+				* per sequence, as its tokens do in bytes_used) */
 	uint64_t step_calls;
 	uint64_t mapper_waits; /* kvmm_step calls that had to wait */
 	uint64_t mapper_wait_ns;
 	uint64_t mapper_pages_mapped;
 	uint64_t critical_path_driver_calls; /* driver calls made inside kvmm_step */
 	uint64_t alloc_failures;	     /* -ENOMEM returned */
+	uint64_t mapper_driver_calls;	     /* driver calls made by the mapper */
+	uint64_t pages_reused;		     /* deferred pages a new sequence found mapped */
+	uint64_t steals_idle;		     /* deferred blocks unmapped for another slot */
+	uint64_t steals_ahead;		     /* map-ahead blocks taken back under pressure */
+	uint64_t pages_destroyed;	     /* given back (budget shrink) */
+	uint64_t reclaim_calls;		     /* prefix-cache evictions asked for */
+	uint64_t pressure_calls;	     /* pressure callback calls */
 	struct kvmm_backend_stats backend;
 };
 /* Consistent snapshot (taken under the cache lock).  Thread-safe. */
@@ -354,6 +388,7 @@ struct kvmm_seq_stats {
 	uint64_t bytes_used;
 	uint64_t bytes_mapped;
 };
+/* One sequence's residency.  -EINVAL unknown or closed.  Thread-safe. */
 int kvmm_seq_stats(const struct kvmm_cache *c, uint32_t seq, struct kvmm_seq_stats *st);
 
 /* ------------------------------------------------------------------------
