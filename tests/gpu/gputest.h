@@ -19,18 +19,18 @@ struct gt {
 	int n, failed;
 };
 
-#define GT_CHECK(t, cond, ...)                                                                     \
-	do {                                                                                       \
-		int __ok = !!(cond);                                                               \
-		(t)->n++;                                                                          \
-		if (!__ok)                                                                         \
-			(t)->failed++;                                                             \
-		printf("%sok %d - ", __ok ? "" : "not ", (t)->n);                                  \
-		printf(__VA_ARGS__);                                                               \
-		printf("\n");                                                                      \
-		if (!__ok)                                                                         \
-			printf("#   failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);              \
-		fflush(stdout);                                                                    \
+#define GT_CHECK(t, cond, ...)                                                         \
+	do {                                                                           \
+		int __ok = !!(cond);                                                   \
+		(t)->n++;                                                              \
+		if (!__ok)                                                             \
+			(t)->failed++;                                                 \
+		printf("%sok %d - ", __ok ? "" : "not ", (t)->n);                      \
+		printf(__VA_ARGS__);                                                   \
+		printf("\n");                                                          \
+		if (!__ok)                                                             \
+			printf("#   failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+		fflush(stdout);                                                        \
 	} while (0)
 
 /* Open the CUDA backend or skip the whole program (exit 77). */

@@ -61,8 +61,9 @@ int main(void)
 	ret = kvmm_be_release_va(be, va, 4 * ps);
 	GT_CHECK(&t, ret == 0, "free the VA (%d)", ret);
 	kvmm_backend_stats(be, &st);
-	GT_CHECK(&t, st.pages_live == 0 && st.calls[KVMM_OP_MAP] == 3, "counters: %llu maps, %llu live",
-		 (unsigned long long)st.calls[KVMM_OP_MAP], (unsigned long long)st.pages_live);
+	GT_CHECK(&t, st.pages_live == 0 && st.calls[KVMM_OP_MAP] == 3,
+		 "counters: %llu maps, %llu live", (unsigned long long)st.calls[KVMM_OP_MAP],
+		 (unsigned long long)st.pages_live);
 	free(in);
 	free(out);
 	kvmm_backend_close(be);
