@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_prefix_mt.c - the prefix tree under several threads (run by the
+ * tsan stage too).
+ *
+ * Threads match, insert (with a cap, so inserts evict), release, hint,
+ * dup and evict over shared system prompts.  Test-side state per block id
+ * (offered / adopted / returned / put, pins held by test handles, and the
+ * tokens it was inserted for) checks while everything runs that:
+ *  - a block is put only once, only if the tree adopted it, and never while
+ *    a handle pins it;
+ *  - every handle names blocks whose tokens are the query's;
+ *  - the eviction hook sees the right tokens for its victims, before put.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "prefix_tree.h"
+#include "testutil.h"
+
+#define B 4
+#define NTHREADS 4
+#define MAXTOK 128
+#define MAXBLK (MAXTOK / B)
+
+enum { ADOPTED = 1, RETURNED, PUT };
+
+struct shared {
+	struct pt_tree *t;
+	uint64_t max_ids;
+	_Atomic uint64_t next_id;
+	_Atomic uint8_t *state;
+	_Atomic uint32_t *pins;
+	uint32_t *tokens; /* id * B: the block's tokens (written before insert) */
+	uint32_t *depth;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t clk; /* the tree's clock: one tick per reading */
+	_Atomic uint64_t evicted, hooked, matched_tokens;
+	uint32_t stems[4][64];
+	uint64_t ops;
+	int seed;
+};
+
+static void bad(struct shared *s)
+{
+	atomic_fetch_add(&s->errors, 1);
+}
+
+static uint64_t ticks(void *arg)
+{
+	return atomic_fetch_add(&((struct shared *)arg)->clk, 1);
+}
+
+static void on_put(void *arg, uint64_t id)
+{
+	struct shared *s = arg;
+	uint8_t want = ADOPTED;
+
+	if (id >= s->max_ids || !atomic_compare_exchange_strong(&s->state[id], &want, PUT))
+		bad(s);
+	else if (atomic_load(&s->pins[id]))
+		bad(s);
+}
+
+static void on_evict(void *arg, const struct pt_victim *v)
+{
+	struct shared *s = arg;
+
+	atomic_fetch_add(&s->hooked, v->nblocks);
+	for (uint32_t i = 0; i < v->nblocks; i++) {
+		uint64_t id = v->blocks[i];
+
+		if (id >= s->max_ids || atomic_load(&s->state[id]) != ADOPTED ||
+		    atomic_load(&s->pins[id]) || s->depth[id] != v->first + i ||
+		    memcmp(s->tokens + id * B, v->tokens + (size_t)(v->first + i) * B,
+			   B * sizeof(uint32_t)))
+			bad(s);
+	}
+}
+
+struct worker {
+	struct shared *s;
+	int idx;
+	struct tu_rng r;
+	struct pt_handle *held[8];
+	int nheld;
+};
+
+static uint32_t gen(struct worker *w, uint32_t *tok)
+{
+	uint32_t n = (uint32_t)tu_rng_below(&w->r, 64);
+
+	memcpy(tok, w->s->stems[tu_rng_below(&w->r, 4)], n * sizeof(*tok));
+	while (n < MAXTOK && tu_rng_below(&w->r, 16))
+		tok[n++] = (uint32_t)tu_rng_below(&w->r, 3);
+	return n;
+}
+
+static void check_handle(struct shared *s, const struct pt_handle *h, const uint32_t *tok)
+{
+	for (uint32_t i = 0; i < h->nblocks; i++) {
+		uint64_t id = h->blocks[i];
+		uint32_t n = (i == h->nblocks - 1 && h->partial) ? h->partial : B;
+
+		if (id >= s->max_ids || s->depth[id] != i ||
+		    memcmp(s->tokens + id * B, tok + (size_t)i * B, n * sizeof(uint32_t)))
+			bad(s);
+	}
+}
+
+static void pin_blocks(struct shared *s, const struct pt_handle *h, int d)
+{
+	for (uint32_t i = 0; i < h->nblocks; i++)
+		atomic_fetch_add(&s->pins[h->blocks[i]], (uint32_t)d);
+}
+
+static void drop(struct worker *w, int k)
+{
+	pin_blocks(w->s, w->held[k], -1);
+	pt_release(w->s->t, w->held[k]);
+	w->held[k] = w->held[--w->nheld];
+}
+
+static void do_insert(struct worker *w)
+{
+	struct shared *s = w->s;
+	uint32_t tok[MAXTOK], n = gen(w, tok), nb = n / B;
+	uint64_t ids[MAXBLK], first = atomic_fetch_add(&s->next_id, nb);
+	struct pt_insert_result res;
+	struct pt_handle *h = NULL;
+	int ret;
+
+	if (first + nb > s->max_ids)
+		return;
+	for (uint32_t i = 0; i < nb; i++) {
+		ids[i] = first + i;
+		memcpy(s->tokens + ids[i] * B, tok + (size_t)i * B, B * sizeof(uint32_t));
+		s->depth[ids[i]] = i;
+		/* before the tree can adopt, evict and put it */
+		atomic_store(&s->state[ids[i]], ADOPTED);
+	}
+	ret = pt_insert(s->t, &(struct kvmm_ns){.model_id = 1}, tok, n, ids, &res,
+			w->nheld < 8 ? &h : NULL);
+	if (ret < 0 || (uint32_t)ret != res.added)
+		bad(s);
+	for (uint32_t i = 0; i < nb; i++) {
+		uint8_t want = ADOPTED;
+
+		if (i >= res.first && i < res.first + res.added)
+			continue;
+		/* not adopted: the tree must never have put it */
+		if (!atomic_compare_exchange_strong(&s->state[ids[i]], &want, RETURNED))
+			bad(s);
+	}
+	if (h) {
+		pin_blocks(s, h, 1);
+		check_handle(s, h, tok);
+		w->held[w->nheld++] = h;
+	}
+}
+
+static void do_match(struct worker *w)
+{
+	struct shared *s = w->s;
+	uint32_t tok[MAXTOK], n = gen(w, tok), matched;
+	struct pt_handle *h;
+
+	if (pt_match(s->t, &(struct kvmm_ns){.model_id = 1}, tok, n, &h, &matched)) {
+		bad(s);
+		return;
+	}
+	atomic_fetch_add(&s->matched_tokens, matched);
+	if (!h)
+		return;
+	/* The pin must hold from here: racing evictions cannot take these. */
+	pin_blocks(s, h, 1);
+	check_handle(s, h, tok);
+	if (w->nheld < 8 && tu_rng_below(&w->r, 2)) {
+		w->held[w->nheld++] = h;
+	} else {
+		struct pt_handle *d;
+
+		if (!pt_handle_dup(s->t, h, &d)) {
+			pin_blocks(s, d, 1);
+			pin_blocks(s, h, -1);
+			pt_release(s->t, h);
+			check_handle(s, d, tok);
+			pin_blocks(s, d, -1);
+			pt_release(s->t, d);
+		} else {
+			bad(s);
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct shared *s = w->s;
+
+	for (uint64_t i = 0; i < s->ops; i++) {
+		uint64_t op = tu_rng_below(&w->r, 100);
+		uint32_t tok[MAXTOK], n;
+
+		if (op < 40) {
+			do_match(w);
+		} else if (op < 75) {
+			do_insert(w);
+		} else if (op < 88) {
+			if (w->nheld)
+				drop(w, (int)tu_rng_below(&w->r, (uint64_t)w->nheld));
+		} else if (op < 94) {
+			n = gen(w, tok);
+			/* some hints expire (ttl 100 ticks) before they are used */
+			if (pt_hint(s->t, &(struct kvmm_ns){.model_id = 1}, tok, n,
+				    atomic_load(&s->clk) + tu_rng_below(&w->r, 200)) < 0)
+				bad(s);
+		} else if (op < 99) {
+			int64_t got = pt_evict(s->t, tu_rng_below(&w->r, 8) + 1, KVMM_EVICT_PRESSURE);
+
+			if (got < 0)
+				bad(s);
+			else
+				atomic_fetch_add(&s->evicted, (uint64_t)got);
+		} else {
+			struct pt_stats st;
+
+			pt_stats(s->t, &st);
+			if (st.blocks_cached > 400)
+				bad(s);
+		}
+	}
+	while (w->nheld)
+		drop(w, w->nheld - 1);
+	return NULL;
+}
+
+START_TEST(test_threads)
+{
+	struct shared *s = calloc(1, sizeof(*s));
+	struct pt_config cfg = {.tokens_per_block = B,
+				.policy = KVMM_EVICT_LRU,
+				.max_blocks = 400,
+				.hint_ttl_ns = 100};
+	struct worker w[NTHREADS];
+	pthread_t th[NTHREADS];
+	struct tu_rng r;
+	char why[256];
+
+	ck_assert_ptr_nonnull(s);
+	s->ops = tu_scaled(20000);
+	/* about 7 blocks offered per operation; inserts stop when out */
+	s->max_ids = NTHREADS * s->ops * 8 + 1;
+	s->state = calloc(s->max_ids, sizeof(*s->state));
+	s->pins = calloc(s->max_ids, sizeof(*s->pins));
+	s->tokens = calloc(s->max_ids * B, sizeof(*s->tokens));
+	s->depth = calloc(s->max_ids, sizeof(*s->depth));
+	ck_assert(s->state && s->pins && s->tokens && s->depth);
+	atomic_init(&s->next_id, 1);
+	tu_rng_init(&r, tu_seed());
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 64; j++)
+			s->stems[i][j] = j < 8 ? 100 + (uint32_t)j : (uint32_t)tu_rng_below(&r, 50) + 10;
+	cfg.put = on_put;
+	cfg.put_arg = s;
+	cfg.on_evict = on_evict;
+	cfg.evict_arg = s;
+	cfg.clock = ticks;
+	cfg.clock_arg = s;
+	ck_assert_int_eq(pt_create(&cfg, &s->t), 0);
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i] = (struct worker){.s = s, .idx = i};
+		tu_rng_init(&w[i].r, tu_seed() + 77 * (uint64_t)(i + 1));
+		ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_uint_eq(atomic_load(&s->errors), 0);
+	ck_assert_msg(!pt_check(s->t, why, sizeof(why)), "invariant: %s", why);
+	{
+		struct pt_stats st;
+
+		pt_stats(s->t, &st);
+		ck_assert_uint_eq(st.blocks_pinned, 0);
+		ck_assert_uint_le(st.blocks_cached, 400);
+		/* the run did share, evict and hint */
+		ck_assert_uint_gt(st.hit_tokens, 0);
+		ck_assert_uint_gt(st.evictions[KVMM_EVICT_CAP], 0);
+		ck_assert_uint_gt(atomic_load(&s->evicted), 0);
+		ck_assert_uint_eq(atomic_load(&s->hooked),
+				  st.evictions[KVMM_EVICT_CAP] + st.evictions[KVMM_EVICT_PRESSURE]);
+	}
+	pt_destroy(s->t);
+	/* every adopted block was put once; nothing else was */
+	for (uint64_t id = 1; id < atomic_load(&s->next_id) && id < s->max_ids; id++) {
+		uint8_t st = atomic_load(&s->state[id]);
+
+		ck_assert_msg(st == PUT || st == RETURNED || st == 0, "block %llu left in state %u",
+			      (unsigned long long)id, st);
+	}
+	ck_assert_uint_eq(atomic_load(&s->errors), 0);
+	free(s->state);
+	free(s->pins);
+	free(s->tokens);
+	free(s->depth);
+	free(s);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("prefix_mt");
+	TCase *tc = tcase_create("threads");
+
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_threads);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
