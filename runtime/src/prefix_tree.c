@@ -237,9 +237,9 @@ void pt_root_remove(struct pt_tree *t, struct pt_root *r)
 /* ---- walks ------------------------------------------------------------- */
 
 struct pt_walk {
-	struct pt_node *node; /* deepest node with full blocks matched (a root if none) */
-	uint32_t in_node;     /* full blocks matched in node */
-	uint32_t full;	      /* full blocks matched in all */
+	struct pt_node *node;  /* deepest node with full blocks matched (a root if none) */
+	uint32_t in_node;      /* full blocks matched in node */
+	uint32_t full;	       /* full blocks matched in all */
 	struct pt_node *pnode; /* node of the partial block, or NULL */
 	uint32_t pidx;	       /* its index in pnode */
 	uint32_t partial;      /* tokens matched of it (1 .. B-1) */
@@ -333,7 +333,8 @@ static void split_commit(struct pt_tree *t, struct pt_node *n, uint32_t j, struc
 	h->nblocks = j;
 	/* n keeps its allocation; its tail moves to the front. */
 	memmove(n->blocks, n->blocks + j, (n->nblocks - j) * sizeof(uint64_t));
-	memmove(n->tokens, n->tokens + (size_t)j * B, (size_t)(n->nblocks - j) * B * sizeof(uint32_t));
+	memmove(n->tokens, n->tokens + (size_t)j * B,
+		(size_t)(n->nblocks - j) * B * sizeof(uint32_t));
 	n->nblocks -= j;
 	h->parent = parent;
 	parent->kids[slot] = h;
@@ -820,10 +821,10 @@ struct check_sums {
 	uint64_t nodes, blocks, pinned, hinted, heap;
 };
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(why, len, __VA_ARGS__);                                                   \
-		return -EUCLEAN;                                                                   \
+#define FAIL(...)                                \
+	do {                                     \
+		snprintf(why, len, __VA_ARGS__); \
+		return -EUCLEAN;                 \
 	} while (0)
 
 static int check_node(struct pt_tree *t, struct pt_node *n, struct check_sums *s, char *why,

@@ -71,15 +71,15 @@ typedef uint64_t (*pt_clock_fn)(void *arg);
 struct pt_config {
 	uint32_t tokens_per_block; /* >= 1 */
 	enum kvmm_evict_policy policy;
-	uint32_t admit_hits;   /* 0 or 1: admit on first insert */
-	uint32_t admit_slots;  /* admission counters kept (0: 65536) */
-	uint64_t max_blocks;   /* cap on cached blocks (0: none) */
-	uint64_t hint_ttl_ns;  /* 0: 10 s */
-	pt_put_fn put;	       /* required */
+	uint32_t admit_hits;  /* 0 or 1: admit on first insert */
+	uint32_t admit_slots; /* admission counters kept (0: 65536) */
+	uint64_t max_blocks;  /* cap on cached blocks (0: none) */
+	uint64_t hint_ttl_ns; /* 0: 10 s */
+	pt_put_fn put;	      /* required */
 	void *put_arg;
-	pt_evict_fn on_evict;  /* optional; also pt_set_evict_hook() */
+	pt_evict_fn on_evict; /* optional; also pt_set_evict_hook() */
 	void *evict_arg;
-	pt_clock_fn clock;     /* optional */
+	pt_clock_fn clock; /* optional */
 	void *clock_arg;
 };
 
@@ -93,7 +93,7 @@ struct pt_handle {
 	struct pt_node *pin; /* private: the pinned deepest node */
 	uint32_t matched;    /* tokens */
 	uint32_t nblocks;
-	uint32_t partial;    /* tokens used of the last block if partial, else 0 */
+	uint32_t partial; /* tokens used of the last block if partial, else 0 */
 	uint32_t __pad;
 	uint64_t blocks[];
 };
@@ -101,10 +101,10 @@ struct pt_handle {
 /* Result of an insert: blocks [first, first + added) of the caller's array
  * were adopted; the rest stay the caller's. */
 struct pt_insert_result {
-	uint32_t first;	      /* blocks that were cached already (path length) */
-	uint32_t added;	      /* blocks adopted */
+	uint32_t first;		 /* blocks that were cached already (path length) */
+	uint32_t added;		 /* blocks adopted */
 	uint32_t rejected_admit; /* not admitted yet (admission counting) */
-	uint32_t rejected_cap;	  /* no room under max_blocks (all else pinned) */
+	uint32_t rejected_cap;	 /* no room under max_blocks (all else pinned) */
 };
 
 struct pt_stats {

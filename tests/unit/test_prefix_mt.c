@@ -20,10 +20,10 @@
 #include "prefix_tree.h"
 #include "testutil.h"
 
-#define B 4
+#define B	 4
 #define NTHREADS 4
-#define MAXTOK 128
-#define MAXBLK (MAXTOK / B)
+#define MAXTOK	 128
+#define MAXBLK	 (MAXTOK / B)
 
 enum { ADOPTED = 1, RETURNED, PUT };
 
@@ -218,7 +218,8 @@ static void *worker_main(void *arg)
 				    atomic_load(&s->clk) + tu_rng_below(&w->r, 200)) < 0)
 				bad(s);
 		} else if (op < 99) {
-			int64_t got = pt_evict(s->t, tu_rng_below(&w->r, 8) + 1, KVMM_EVICT_PRESSURE);
+			int64_t got =
+				pt_evict(s->t, tu_rng_below(&w->r, 8) + 1, KVMM_EVICT_PRESSURE);
 
 			if (got < 0)
 				bad(s);
@@ -262,7 +263,8 @@ START_TEST(test_threads)
 	tu_rng_init(&r, tu_seed());
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < 64; j++)
-			s->stems[i][j] = j < 8 ? 100 + (uint32_t)j : (uint32_t)tu_rng_below(&r, 50) + 10;
+			s->stems[i][j] =
+				j < 8 ? 100 + (uint32_t)j : (uint32_t)tu_rng_below(&r, 50) + 10;
 	cfg.put = on_put;
 	cfg.put_arg = s;
 	cfg.on_evict = on_evict;

@@ -22,37 +22,37 @@
 
 #define MAXTOK 96
 #define NSTEMS 8
-#define NHIST 32
-#define MAXH 16
-#define NNS 3
+#define NHIST  32
+#define MAXH   16
+#define NNS    3
 
 /*
  * Check's ck_assert_*() records a checkpoint per call (one write(2) each);
  * the model checks millions of facts, so it tests plainly and reports
  * through Check only on failure.
  */
-#define MUST(c)                                                                                    \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c);                         \
+#define MUST(c)                                                            \
+	do {                                                               \
+		if (!(c))                                                  \
+			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c); \
 	} while (0)
-#define MUST_MSG(c, ...)                                                                           \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			ck_abort_msg(__VA_ARGS__);                                                 \
+#define MUST_MSG(c, ...)                           \
+	do {                                       \
+		if (!(c))                          \
+			ck_abort_msg(__VA_ARGS__); \
 	} while (0)
 #define MUST_CMP(a, op, b)                                                                         \
 	do {                                                                                       \
 		long long a_ = (long long)(a), b_ = (long long)(b);                                \
 		if (!(a_ op b_))                                                                   \
-			ck_abort_msg("%s:%d: %s %s %s: %lld vs %lld", __FILE__, __LINE__, #a, #op, #b, \
-				     a_, b_);                                                      \
+			ck_abort_msg("%s:%d: %s %s %s: %lld vs %lld", __FILE__, __LINE__, #a, #op, \
+				     #b, a_, b_);                                                  \
 	} while (0)
 
 struct ref_blk {
 	bool live;
 	uint32_t ns;
-	uint32_t depth; /* block index */
+	uint32_t depth;	  /* block index */
 	uint32_t *prefix; /* (depth + 1) * B tokens */
 	uint64_t id;
 	int parent; /* entry of block depth - 1, or -1 */
@@ -129,8 +129,8 @@ static void on_put(void *arg, uint64_t id)
 	uint64_t v = 0, ent;
 
 	MUST_MSG(u64map_get(&m->adopted, id, &v) && v == 1,
-		      "put of block %llu that the tree did not own (state %llu)",
-		      (unsigned long long)id, (unsigned long long)v);
+		 "put of block %llu that the tree did not own (state %llu)", (unsigned long long)id,
+		 (unsigned long long)v);
 	u64map_put(&m->adopted, id, 2);
 	if (m->destroying)
 		return;
@@ -280,7 +280,7 @@ static bool ref_before(struct model *m, const struct ref_blk *a, const struct re
 static uint64_t ttl_end(struct model *m, const struct ref_blk *b)
 {
 	return b->last > UINT64_MAX - m->cfg.hint_ttl_ns ? UINT64_MAX
-							  : b->last + m->cfg.hint_ttl_ns;
+							 : b->last + m->cfg.hint_ttl_ns;
 }
 
 static void ref_sweep(struct model *m)
@@ -341,19 +341,19 @@ static uint64_t ref_evict(struct model *m, uint64_t need, const int *keep, uint3
 			break;
 		b = &m->e[v];
 		MUST_MSG(done < m->ngot, "tree evicted %zu blocks, reference expects more",
-			      m->ngot);
+			 m->ngot);
 		g = &m->got[done];
 		MUST_MSG(g->id == b->id,
-			      "victim %llu: tree evicted block %llu, reference expects %llu "
-			      "(depth %u, tick %llu, hinted %d)",
-			      (unsigned long long)done, (unsigned long long)g->id,
-			      (unsigned long long)b->id, b->depth, (unsigned long long)b->tick,
-			      b->hinted);
+			 "victim %llu: tree evicted block %llu, reference expects %llu "
+			 "(depth %u, tick %llu, hinted %d)",
+			 (unsigned long long)done, (unsigned long long)g->id,
+			 (unsigned long long)b->id, b->depth, (unsigned long long)b->tick,
+			 b->hinted);
 		MUST_CMP(g->depth, ==, b->depth);
 		MUST_CMP(g->ns_model, ==, b->ns);
 		MUST_CMP(g->why, ==, why);
 		MUST(!memcmp(g->tokens, b->prefix,
-				  (size_t)(b->depth + 1) * m->B * sizeof(uint32_t)));
+			     (size_t)(b->depth + 1) * m->B * sizeof(uint32_t)));
 		if (b->hinted)
 			m->n_hinted_evicted++;
 		ref_drop(m, v);
@@ -446,7 +446,8 @@ static void op_match(struct model *m)
 		struct ref_blk *b;
 		uint32_t need = (i + 1) * B < matched ? (i + 1) * B : matched;
 
-		MUST_MSG(u64map_get(&m->by_id, h->blocks[i], &ent), "handle names an unknown block");
+		MUST_MSG(u64map_get(&m->by_id, h->blocks[i], &ent),
+			 "handle names an unknown block");
 		b = &m->e[ent];
 		MUST_MSG(b->live, "handle names an evicted block");
 		MUST_CMP(b->ns, ==, ns);
@@ -652,8 +653,9 @@ static void model_init(struct model *m, const struct pt_config *cfg)
 	for (int s = 0; s < NSTEMS; s++)
 		for (int i = 0; i < MAXTOK; i++)
 			/* stems share their first tokens in pairs: deep splits */
-			m->stems[s][i] = i < 2 * (int)m->B ? (uint32_t)(s / 2) * 7 + 100 + (uint32_t)i
-						   : (uint32_t)tu_rng_below(&m->r, 1000) + 100;
+			m->stems[s][i] = i < 2 * (int)m->B
+						 ? (uint32_t)(s / 2) * 7 + 100 + (uint32_t)i
+						 : (uint32_t)tu_rng_below(&m->r, 1000) + 100;
 	MUST_CMP(pt_create(&m->cfg, &m->t), ==, 0);
 }
 
