@@ -24,6 +24,7 @@
 #ifndef _UAPI_KVMM_H
 #define _UAPI_KVMM_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -35,12 +36,31 @@
 #define KVMM_CMD_BASE		0x80
 
 enum {
-	KVMM_CMD_GET_INFO = KVMM_CMD_BASE,
+	KVMM_CMD_GET_INFO = KVMM_CMD_BASE,	/* device fd */
+	KVMM_CMD_GET_STATS,			/* device fd */
+	KVMM_CMD_LIMITS,			/* device fd */
+	KVMM_CMD_POOL_CREATE,			/* device fd */
+	KVMM_CMD_POOL_OPEN,			/* device fd */
+	KVMM_CMD_POOL_DESTROY,			/* device fd */
+	KVMM_CMD_POOL_LIST,			/* device fd */
+	KVMM_CMD_POOL_INFO,			/* pool fd */
+	KVMM_CMD_POOL_SET_STATE,		/* pool fd */
+	KVMM_CMD_POOL_POPULATE,			/* pool fd */
+	KVMM_CMD_POOL_SET_RESIDENCY,		/* pool fd */
 	KVMM_CMD_END,		/* one past the last command */
 };
 
 /* Bit of a command in struct kvmm_info.ioctls */
-#define KVMM_IOCTL_BIT(cmd)	(1ULL << ((cmd) - KVMM_CMD_BASE))
+#define KVMM_IOCTL_BIT(cmd)	_BITULL((cmd) - KVMM_CMD_BASE)
+
+/* Pool names: 1 to KVMM_NAME_MAX - 1 bytes of [A-Za-z0-9._-], not starting
+ * with '.', NUL-terminated, the rest of the array zero.
+ */
+#define KVMM_NAME_MAX		64
+/* A pool's size is at most this many bytes. */
+#define KVMM_POOL_MAX_BYTES	_BITULL(40)
+/* Any NUMA node: pages follow the faulting task's memory policy. */
+#define KVMM_NODE_ANY		(-1)
 
 /**
  * struct kvmm_info - KVMM_IOC_GET_INFO: the handshake
@@ -68,6 +88,344 @@ struct kvmm_info {
 	__aligned_u64 __reserved;
 };
 
+/* struct kvmm_info.features */
+/* pool pages are charged to the creator's memory cgroup */
+#define KVMM_FEATURE_MEMCG	_BITULL(0)
+/* KVMM_POOL_NODE_OF_PCI */
+#define KVMM_FEATURE_NODE_OF_PCI _BITULL(1)
+
 #define KVMM_IOC_GET_INFO	_IO(KVMM_TYPE, KVMM_CMD_GET_INFO)
+
+/**
+ * struct kvmm_stats - KVMM_IOC_GET_STATS: totals over every pool
+ * @size: sizeof(struct kvmm_stats)
+ * @flags: must be 0
+ * @pools: out: pools alive (including destroyed pools still open or mapped)
+ * @__reserved: must be 0
+ * @bytes_reserved: out: sum of the pools' sizes (what the limits count)
+ * @pages_allocated: out: PAGE_SIZE pages the module holds
+ * @pages_hot: out: pool pages in state HOT (in pool pages, any size)
+ * @pages_cold: out: pool pages in state COLD
+ * @pages_free: out: pool pages in state FREE
+ * @alloc_failures: out: pool page allocations that failed
+ */
+struct kvmm_stats {
+	__u32 size;
+	__u32 flags;
+	__u32 pools;
+	__u32 __reserved;
+	__aligned_u64 bytes_reserved;
+	__aligned_u64 pages_allocated;
+	__aligned_u64 pages_hot;
+	__aligned_u64 pages_cold;
+	__aligned_u64 pages_free;
+	__aligned_u64 alloc_failures;
+};
+
+#define KVMM_IOC_GET_STATS	_IO(KVMM_TYPE, KVMM_CMD_GET_STATS)
+
+/* struct kvmm_limits.flags */
+#define KVMM_LIMITS_SET_GLOBAL	_BITUL(0)
+#define KVMM_LIMITS_SET_PER_UID	_BITUL(1)
+
+/**
+ * struct kvmm_limits - KVMM_IOC_LIMITS: read or set the registry's limits
+ * @size: sizeof(struct kvmm_limits)
+ * @flags: KVMM_LIMITS_SET_*: set that limit from the field (needs
+ *	CAP_SYS_ADMIN); without flags the call only reads
+ * @global_bytes: in with SET_GLOBAL, out: bytes all pools may reserve
+ *	together (0: no limit)
+ * @per_uid_bytes: in with SET_PER_UID, out: bytes the pools of one uid may
+ *	reserve (0: no limit)
+ * @global_used: out: bytes reserved by all pools
+ * @uid_used: out: bytes reserved by the caller's pools
+ *
+ * A pool reserves its whole size at creation, charged to its creator's uid
+ * until it is freed; a create that would go over a limit fails and
+ * allocates nothing.  Lowering a limit below what is in use is allowed and
+ * only stops new pools.
+ */
+struct kvmm_limits {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 global_bytes;
+	__aligned_u64 per_uid_bytes;
+	__aligned_u64 global_used;
+	__aligned_u64 uid_used;
+};
+
+#define KVMM_IOC_LIMITS		_IO(KVMM_TYPE, KVMM_CMD_LIMITS)
+
+/* struct kvmm_pool_create.flags */
+/* outlives its fds: freed by KVMM_IOC_POOL_DESTROY or module unload */
+#define KVMM_POOL_PERSISTENT	_BITUL(0)
+/* the new fd is O_CLOEXEC */
+#define KVMM_POOL_CLOEXEC	_BITUL(1)
+/* allocate every page now (-ENOMEM instead of a later SIGBUS) */
+#define KVMM_POOL_POPULATE	_BITUL(2)
+/* node: the NUMA node of a PCI device (e.g. the GPU's) */
+#define KVMM_POOL_NODE_OF_PCI	_BITUL(3)
+/* in struct kvmm_pool_desc.flags only: destroyed, still open or mapped */
+#define KVMM_POOL_DESTROYED	_BITUL(31)
+
+/**
+ * struct kvmm_pool_create - KVMM_IOC_POOL_CREATE: a new pool, as an fd
+ * @size: sizeof(struct kvmm_pool_create)
+ * @flags: KVMM_POOL_PERSISTENT, _CLOEXEC, _POPULATE, _NODE_OF_PCI
+ * @bytes: size of the pool; a non-zero multiple of the page size, at most
+ *	KVMM_POOL_MAX_BYTES
+ * @node: NUMA node the pages must come from (allocations fail rather than
+ *	fall back to another node), or KVMM_NODE_ANY; must be KVMM_NODE_ANY
+ *	with KVMM_POOL_NODE_OF_PCI
+ * @page_shift: 12 (4 KiB pages) or 21 (2 MiB pages: physically contiguous,
+ *	the unit of allocation, state and reclaim)
+ * @mode: permission bits (0777 at most) for opening by name: owner, group
+ *	and others, read (map read-only) and write (map, change states)
+ * @pci_dev: with KVMM_POOL_NODE_OF_PCI: domain << 16 | bus << 8 | devfn;
+ *	otherwise must be 0
+ * @name: unique name of the pool in the registry
+ *
+ * Returns a new fd (O_RDWR) on the pool; its pages are mapped with mmap()
+ * of that fd (MAP_SHARED; offset 0 is page 0).  The creator's uid and gid
+ * own the pool; its pages are charged to the creator's memory cgroup.
+ * A pool without KVMM_POOL_PERSISTENT is freed when its last fd and
+ * mapping go; a persistent one stays until KVMM_IOC_POOL_DESTROY or module
+ * unload.
+ */
+struct kvmm_pool_create {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 bytes;
+	__s32 node;
+	__u32 page_shift;
+	__u32 mode;
+	__u32 pci_dev;
+	char name[KVMM_NAME_MAX];
+};
+
+#define KVMM_IOC_POOL_CREATE	_IO(KVMM_TYPE, KVMM_CMD_POOL_CREATE)
+
+/* struct kvmm_pool_open.flags */
+/* needs read permission only; the pool can then only be mapped read-only */
+#define KVMM_OPEN_RDONLY	_BITUL(0)
+/* the new fd is O_CLOEXEC */
+#define KVMM_OPEN_CLOEXEC	_BITUL(1)
+
+/**
+ * struct kvmm_pool_open - KVMM_IOC_POOL_OPEN: an fd on an existing pool
+ * @size: sizeof(struct kvmm_pool_open)
+ * @flags: KVMM_OPEN_RDONLY, KVMM_OPEN_CLOEXEC
+ * @name: the pool's name
+ *
+ * Needs read and write permission (read only with KVMM_OPEN_RDONLY) in
+ * the pool's mode for the caller's fsuid/fsgid, or CAP_SYS_ADMIN.
+ */
+struct kvmm_pool_open {
+	__u32 size;
+	__u32 flags;
+	char name[KVMM_NAME_MAX];
+};
+
+#define KVMM_IOC_POOL_OPEN	_IO(KVMM_TYPE, KVMM_CMD_POOL_OPEN)
+
+/**
+ * struct kvmm_pool_destroy - KVMM_IOC_POOL_DESTROY: remove a pool's name
+ * @size: sizeof(struct kvmm_pool_destroy)
+ * @flags: must be 0
+ * @name: the pool's name
+ *
+ * Like unlink(): the name goes at once (and may be reused); the pool's
+ * memory goes when no fd or mapping uses it any more.  Needs to be the
+ * owner, write permission in the pool's mode, or CAP_SYS_ADMIN.
+ */
+struct kvmm_pool_destroy {
+	__u32 size;
+	__u32 flags;
+	char name[KVMM_NAME_MAX];
+};
+
+#define KVMM_IOC_POOL_DESTROY	_IO(KVMM_TYPE, KVMM_CMD_POOL_DESTROY)
+
+/* Tiers of struct kvmm_pool_desc.residency (what the runtime publishes) */
+enum {
+	KVMM_TIER_GPU,
+	KVMM_TIER_HOST,
+	KVMM_TIER_DISK,
+	KVMM_TIER_INFLIGHT,
+	KVMM_TIER_COUNT,
+};
+
+/*
+ * Page states, set by the pool's owner with KVMM_IOC_POOL_SET_STATE:
+ *  FREE: no data; the memory is released at once and a later touch gets a
+ *	  zeroed page, which becomes HOT
+ *  HOT:  in use; never reclaimed
+ *  COLD: the data has a copy elsewhere or can be recomputed; the kernel may
+ *	  drop the page under memory pressure
+ */
+enum {
+	KVMM_PAGE_FREE,
+	KVMM_PAGE_HOT,
+	KVMM_PAGE_COLD,
+	KVMM_PAGE_STATES,
+};
+
+/**
+ * struct kvmm_pool_desc - one pool, as KVMM_IOC_POOL_INFO and
+ *	KVMM_IOC_POOL_LIST report it
+ * @name: the pool's name
+ * @id: number unique among the pools of this module load
+ * @bytes: size
+ * @node: the node pages come from, or KVMM_NODE_ANY
+ * @page_shift: log2 of the page size
+ * @flags: KVMM_POOL_PERSISTENT, KVMM_POOL_DESTROYED
+ * @mode: permission bits
+ * @uid: owner (in the caller's user namespace)
+ * @gid: group (in the caller's user namespace)
+ * @attached: open files of the pool (an fd, or a mapping whose fd was
+ *	closed, holds one; fork() and dup() share them)
+ * @mappings: memory mappings of the pool (VMAs)
+ * @__reserved: 0
+ * @pages: pages in the pool (bytes >> page_shift)
+ * @pages_present: pages with memory behind them
+ * @pages_state: pages in each KVMM_PAGE_* state
+ * @pages_reclaimed: pages the kernel dropped under memory pressure, ever
+ * @residency: the counts the owner published per KVMM_TIER_*
+ */
+struct kvmm_pool_desc {
+	char name[KVMM_NAME_MAX];
+	__aligned_u64 id;
+	__aligned_u64 bytes;
+	__s32 node;
+	__u32 page_shift;
+	__u32 flags;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 attached;
+	__u32 mappings;
+	__u32 __reserved;
+	__aligned_u64 pages;
+	__aligned_u64 pages_present;
+	__aligned_u64 pages_state[KVMM_PAGE_STATES];
+	__aligned_u64 pages_reclaimed;
+	__aligned_u64 residency[KVMM_TIER_COUNT];
+};
+
+/**
+ * struct kvmm_pool_list - KVMM_IOC_POOL_LIST: describe every pool
+ * @size: sizeof(struct kvmm_pool_list)
+ * @flags: must be 0
+ * @entry_size: sizeof(struct kvmm_pool_desc) as the caller knows it (at
+ *	least the API version 1 size); longer entries get zeros after what
+ *	the kernel knows
+ * @count: in: entries @entries has room for; out: entries written
+ * @entries: user pointer to @count entries of @entry_size bytes
+ * @total: out: pools alive (more than @count when the array was short)
+ * @__reserved: must be 0
+ *
+ * The pools are listed in creation order, destroyed-but-open ones
+ * included (KVMM_POOL_DESTROYED).  @count 0 only reads @total.
+ */
+struct kvmm_pool_list {
+	__u32 size;
+	__u32 flags;
+	__u32 entry_size;
+	__u32 count;
+	__aligned_u64 entries;
+	__u32 total;
+	__u32 __reserved;
+};
+
+#define KVMM_IOC_POOL_LIST	_IO(KVMM_TYPE, KVMM_CMD_POOL_LIST)
+
+/**
+ * struct kvmm_pool_info - KVMM_IOC_POOL_INFO (pool fd): describe this pool
+ * @size: sizeof(struct kvmm_pool_info)
+ * @flags: must be 0
+ * @desc: out
+ */
+struct kvmm_pool_info {
+	__u32 size;
+	__u32 flags;
+	struct kvmm_pool_desc desc;
+};
+
+#define KVMM_IOC_POOL_INFO	_IO(KVMM_TYPE, KVMM_CMD_POOL_INFO)
+
+/* A range of pool pages (in the pool's page size). */
+struct kvmm_page_range {
+	__aligned_u64 first;
+	__aligned_u64 count;
+};
+
+/* Most ranges one KVMM_IOC_POOL_SET_STATE takes. */
+#define KVMM_MAX_RANGES		4096
+
+/**
+ * struct kvmm_pool_set_state - KVMM_IOC_POOL_SET_STATE (pool fd, writable)
+ * @size: sizeof(struct kvmm_pool_set_state)
+ * @flags: must be 0
+ * @state: KVMM_PAGE_FREE, _HOT or _COLD
+ * @nr_ranges: 1 to KVMM_MAX_RANGES
+ * @ranges: user pointer to @nr_ranges struct kvmm_page_range; every range
+ *	non-empty and inside the pool (ranges may overlap)
+ * @changed: out: pages whose state changed
+ *
+ * All ranges are checked before any page changes: either every page gets
+ * the state or (on error) none does.  FREE releases the pages' memory at
+ * once (their mappings read zeroes afterwards).
+ */
+struct kvmm_pool_set_state {
+	__u32 size;
+	__u32 flags;
+	__u32 state;
+	__u32 nr_ranges;
+	__aligned_u64 ranges;
+	__aligned_u64 changed;
+};
+
+#define KVMM_IOC_POOL_SET_STATE	_IO(KVMM_TYPE, KVMM_CMD_POOL_SET_STATE)
+
+/**
+ * struct kvmm_pool_populate - KVMM_IOC_POOL_POPULATE (pool fd, writable)
+ * @size: sizeof(struct kvmm_pool_populate)
+ * @flags: must be 0
+ * @first: first page
+ * @count: pages (non-zero; the range lies inside the pool)
+ * @populated: out: pages that got memory now
+ *
+ * Gives memory to every page of the range that has none (FREE pages become
+ * HOT), so touching them cannot fail later.  -ENOMEM when memory on the
+ * pool's node (or in the owner's memory cgroup) runs out; the pages
+ * populated so far stay.  Restartable after -EINTR.
+ */
+struct kvmm_pool_populate {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 first;
+	__aligned_u64 count;
+	__aligned_u64 populated;
+};
+
+#define KVMM_IOC_POOL_POPULATE	_IO(KVMM_TYPE, KVMM_CMD_POOL_POPULATE)
+
+/**
+ * struct kvmm_pool_residency - KVMM_IOC_POOL_SET_RESIDENCY (pool fd,
+ *	writable): publish where the owner's pages are
+ * @size: sizeof(struct kvmm_pool_residency)
+ * @flags: must be 0
+ * @pages: pages per KVMM_TIER_* (the owner's own accounting: GPU, this
+ *	host pool, disk, in flight between tiers)
+ *
+ * The kernel only stores and shows the counts (sysfs, POOL_INFO/LIST).
+ */
+struct kvmm_pool_residency {
+	__u32 size;
+	__u32 flags;
+	__aligned_u64 pages[KVMM_TIER_COUNT];
+};
+
+#define KVMM_IOC_POOL_SET_RESIDENCY _IO(KVMM_TYPE, KVMM_CMD_POOL_SET_RESIDENCY)
 
 #endif /* _UAPI_KVMM_H */

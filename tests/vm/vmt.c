@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,13 +119,62 @@ int vmt_write(const char *val, const char *fmt, ...)
 
 int vmt_as_user(unsigned int uid, unsigned int gid, int (*fn)(void *), void *arg)
 {
+	return vmt_as_user_in(uid, gid, -1, fn, arg);
+}
+
+int vmt_in_child(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0)
+		_exit(fn(arg));
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+int vmt_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+int vmt_kmsg_has(int kmsg, const char *text)
+{
+	char rec[2048];
+	int found = 0;
+
+	for (;;) {
+		ssize_t n = read(kmsg, rec, sizeof(rec) - 1);
+
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		if (strstr(rec, text))
+			found = 1;
+	}
+	return found;
+}
+
+int vmt_as_user_in(unsigned int uid, unsigned int gid, int group, int (*fn)(void *), void *arg)
+{
+	gid_t g = (gid_t)group;
 	int status;
 	pid_t pid = fork();
 
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
+		if (setgroups(group < 0 ? 0 : 1, &g) || setresgid(gid, gid, gid) ||
+		    setresuid(uid, uid, uid))
 			_exit(125);
 		/* a uid change drops the capabilities; make sure */
 		prctl(PR_SET_KEEPCAPS, 0);
@@ -161,4 +211,169 @@ int vmt_nr_nodes(void)
 		n += access(path, F_OK) == 0;
 	}
 	return n;
+}
+
+/* Copy up to KVMM_NAME_MAX bytes: tests also pass names with no room for
+ * the NUL, which the kernel must reject. */
+static void vmt_name(char *dst, const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(dst, name, n < KVMM_NAME_MAX ? n : KVMM_NAME_MAX);
+}
+
+int vmt_pool_create(int dev, const char *name, uint64_t bytes, int node, unsigned int page_shift,
+		    uint32_t flags, uint32_t mode)
+{
+	struct kvmm_pool_create c = {
+		.size = sizeof(c),
+		.flags = flags,
+		.bytes = bytes,
+		.node = node,
+		.page_shift = page_shift,
+		.mode = mode,
+	};
+
+	vmt_name(c.name, name);
+	return (int)vmt_ioctl(dev, KVMM_IOC_POOL_CREATE, &c);
+}
+
+int vmt_pool_open(int dev, const char *name, uint32_t flags)
+{
+	struct kvmm_pool_open o = {.size = sizeof(o), .flags = flags};
+
+	vmt_name(o.name, name);
+	return (int)vmt_ioctl(dev, KVMM_IOC_POOL_OPEN, &o);
+}
+
+int vmt_pool_destroy(int dev, const char *name)
+{
+	struct kvmm_pool_destroy d = {.size = sizeof(d)};
+
+	vmt_name(d.name, name);
+	return (int)vmt_ioctl(dev, KVMM_IOC_POOL_DESTROY, &d);
+}
+
+int vmt_pool_desc(int pool, struct kvmm_pool_desc *d)
+{
+	struct kvmm_pool_info i = {.size = sizeof(i)};
+	long r = vmt_ioctl(pool, KVMM_IOC_POOL_INFO, &i);
+
+	*d = i.desc;
+	return (int)r;
+}
+
+long long vmt_set_state(int pool, uint64_t first, uint64_t count, unsigned int state)
+{
+	struct kvmm_page_range r = {.first = first, .count = count};
+	struct kvmm_pool_set_state s = {
+		.size = sizeof(s),
+		.state = state,
+		.nr_ranges = 1,
+		.ranges = (uintptr_t)&r,
+	};
+	long ret = vmt_ioctl(pool, KVMM_IOC_POOL_SET_STATE, &s);
+
+	return ret < 0 ? ret : (long long)s.changed;
+}
+
+long long vmt_populate(int pool, uint64_t first, uint64_t count)
+{
+	struct kvmm_pool_populate p = {.size = sizeof(p), .first = first, .count = count};
+	long ret = vmt_ioctl(pool, KVMM_IOC_POOL_POPULATE, &p);
+
+	return ret < 0 ? ret : (long long)p.populated;
+}
+
+int vmt_stats(int dev, struct kvmm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	return (int)vmt_ioctl(dev, KVMM_IOC_GET_STATS, st);
+}
+
+int vmt_limits(int dev, uint32_t flags, uint64_t global, uint64_t per_uid, struct kvmm_limits *out)
+{
+	struct kvmm_limits l = {
+		.size = sizeof(l),
+		.flags = flags,
+		.global_bytes = global,
+		.per_uid_bytes = per_uid,
+	};
+	long r = vmt_ioctl(dev, KVMM_IOC_LIMITS, &l);
+
+	if (out)
+		*out = l;
+	return (int)r;
+}
+
+int vmt_unload(void)
+{
+	/* the module may still be going away after its last fd: retry a bit */
+	for (int i = 0; i < 50; i++) {
+		if (!syscall(SYS_delete_module, "kvmm", O_NONBLOCK))
+			return 0;
+		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
+			return -errno;
+		usleep(20000);
+	}
+	return -errno;
+}
+
+int vmt_try_unload(void)
+{
+	return syscall(SYS_delete_module, "kvmm", O_NONBLOCK) ? -errno : 0;
+}
+
+int vmt_load(const char *params)
+{
+	int fd = open("/lib/kvmm/kvmm.ko", O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -errno;
+	r = (int)syscall(SYS_finit_module, fd, params, 0);
+	r = r ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static uint64_t vmt_mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+void vmt_fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t *q = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		q[i] = vmt_mix(seed + i);
+}
+
+long vmt_check(const void *p, size_t len, uint64_t seed)
+{
+	const uint64_t *q = p;
+
+	for (size_t i = 0; i < len / 8; i++)
+		if (q[i] != vmt_mix(seed + i))
+			return (long)(i * 8);
+	return -1;
+}
+
+int vmt_page_nodes(void *p, size_t len, int *nodes)
+{
+	size_t n = len / (size_t)sysconf(_SC_PAGESIZE);
+	void **pages = malloc(n * sizeof(*pages));
+	long r;
+
+	if (!pages)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		pages[i] = (char *)p + i * (size_t)sysconf(_SC_PAGESIZE);
+	r = syscall(SYS_move_pages, 0, n, pages, NULL, nodes, 0);
+	free(pages);
+	return r ? -errno : 0;
 }

@@ -35,8 +35,42 @@ int vmt_write(const char *val, const char *fmt, ...) __attribute__((format(print
 /* Run fn(arg) in a child as uid/gid (no capabilities); its exit status, or
  * -1 when it died */
 int vmt_as_user(unsigned int uid, unsigned int gid, int (*fn)(void *), void *arg);
+/* The same with one supplementary group (group < 0: none) */
+int vmt_as_user_in(unsigned int uid, unsigned int gid, int group, int (*fn)(void *), void *arg);
+/* Run fn(arg) in a child; its exit status, or -1 when it died */
+int vmt_in_child(int (*fn)(void *), void *arg);
+/* -errno as a child's exit status (errno values fit in a byte) */
+#define VMT_EXIT(r) ((r) < 0 ? (int)-(r) : 0)
+/* /dev/kmsg positioned at its end, to read what comes next */
+int vmt_kmsg_open(void);
+/* 1 when a record read from kmsg since contains text, else 0 */
+int vmt_kmsg_has(int kmsg, const char *text);
 /* Bytes of free memory (MemFree) and the count of online NUMA nodes */
 long long vmt_mem_free(void);
 int vmt_nr_nodes(void);
 
 #endif /* KVMM_VMT_H */
+
+/* ---- pools (raw ABI: these return the ioctl's result or -errno) ---------- */
+int vmt_pool_create(int dev, const char *name, uint64_t bytes, int node, unsigned int page_shift,
+		    uint32_t flags, uint32_t mode);
+int vmt_pool_open(int dev, const char *name, uint32_t flags);
+int vmt_pool_destroy(int dev, const char *name);
+int vmt_pool_desc(int pool, struct kvmm_pool_desc *d);
+/* state for pages [first, first + count): pages changed or -errno */
+long long vmt_set_state(int pool, uint64_t first, uint64_t count, unsigned int state);
+long long vmt_populate(int pool, uint64_t first, uint64_t count);
+int vmt_stats(int dev, struct kvmm_stats *st);
+int vmt_limits(int dev, uint32_t flags, uint64_t global, uint64_t per_uid, struct kvmm_limits *out);
+/* unload kvmm (delete_module) and load it again from /lib/kvmm/kvmm.ko with
+ * params ("" for none); 0 or -errno */
+int vmt_unload(void);
+/* one delete_module(O_NONBLOCK) attempt: 0 or -errno (-EWOULDBLOCK: in use) */
+int vmt_try_unload(void);
+int vmt_load(const char *params);
+/* Fill / check memory with a pattern derived from seed */
+void vmt_fill(void *p, size_t len, uint64_t seed);
+/* offset of the first mismatch, or -1 when p holds the pattern */
+long vmt_check(const void *p, size_t len, uint64_t seed);
+/* NUMA node of each page of [p, p + len), via move_pages(2); -errno */
+int vmt_page_nodes(void *p, size_t len, int *nodes);
