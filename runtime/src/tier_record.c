@@ -192,8 +192,8 @@ int tier_rec_decode(const void *buf, size_t len, struct tier_rec *r)
 	if (len < TIER_REC_FIXED_BYTES)
 		return -ENOSPC;
 	if (tier_get_le64(b + OFF_MAGIC) != TIER_REC_MAGIC ||
-	    (b[OFF_VERSION] | b[OFF_VERSION + 1] << 8) != TIER_REC_VERSION ||
-	    b[OFF_RESERVED_19] || tier_get_le32(b + OFF_RESERVED_116) || tier_get_le64(b + OFF_RESERVED_120))
+	    (b[OFF_VERSION] | b[OFF_VERSION + 1] << 8) != TIER_REC_VERSION || b[OFF_RESERVED_19] ||
+	    tier_get_le32(b + OFF_RESERVED_116) || tier_get_le64(b + OFF_RESERVED_120))
 		return -EBADMSG;
 	d.hash_shift = b[OFF_HASH_SHIFT];
 	hb = tier_get_le32(b + OFF_HDR_BYTES);
@@ -249,6 +249,5 @@ int tier_rec_verify(const void *buf, size_t len, struct tier_rec *r)
 bool tier_rec_tokens_equal(const void *buf, const struct tier_rec *r, const uint32_t *tokens,
 			   uint32_t n)
 {
-	return r->ntokens == n &&
-	       (!n || !memcmp((const char *)buf + OFF_TOKENS, tokens, 4ull * n));
+	return r->ntokens == n && (!n || !memcmp((const char *)buf + OFF_TOKENS, tokens, 4ull * n));
 }
