@@ -228,7 +228,7 @@ static void start_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_d
 {
 	struct tier_rec rec;
 	uint64_t v;
-	uint32_t slot;
+	uint32_t slot = NIL;
 	int ret;
 
 	op->pending = 0;
@@ -257,8 +257,8 @@ static void start_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_d
 	}
 	/* A put: the buffer must hold one valid record of this key. */
 	ret = tier_rec_decode(op->buf, op->len, &rec);
-	if (ret || rec.key != op->key || tier_rec_bytes(rec.ntokens, rec.payload_bytes) != op->len ||
-	    op->len > d->slot_bytes) {
+	if (ret || rec.key != op->key ||
+	    tier_rec_bytes(rec.ntokens, rec.payload_bytes) != op->len || op->len > d->slot_bytes) {
 		ret = -EINVAL;
 		goto finish_put;
 	}
@@ -408,8 +408,7 @@ static void finish_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_
 		/* A segment without a good header is discarded by the next
 		 * scan; this run can use it. */
 		if (err)
-			disk_log(d, LOG_SEGMENT, "segment header write failed: %s",
-				 strerror(-err));
+			disk_log(d, LOG_SEGMENT, "segment header write failed: %s", strerror(-err));
 	} else if (op->kind == TIER_DISK_PUT) {
 		if (err) {
 			u64map_del(&d->index, op->key, NULL);
