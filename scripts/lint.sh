@@ -28,6 +28,18 @@ fi
 # 1b. the exported symbols match the public header
 if scripts/check-abi.sh > build/logs/lint/abi.log 2>&1; then echo "PASS lint/abi-map" >> "$res"; else echo "FAIL lint/abi-map (see build/logs/lint/abi.log)" >> "$res"; cat build/logs/lint/abi.log; rc=1; fi
 
+# 1c. pyflakes over the Python binding, its tests and examples
+pyfiles=$(git ls-files '*.py' 2>/dev/null)
+if [ -z "$pyfiles" ]; then
+	:
+elif ! /usr/bin/python3 -m pyflakes --version >/dev/null 2>&1; then
+	echo "SKIP lint/pyflakes (python3-pyflakes not installed)" >> "$res"
+elif /usr/bin/python3 -m pyflakes $pyfiles > build/logs/lint/pyflakes.log 2>&1; then
+	echo "PASS lint/pyflakes" >> "$res"
+else
+	echo "FAIL lint/pyflakes (see build/logs/lint/pyflakes.log)" >> "$res"; cat build/logs/lint/pyflakes.log; rc=1
+fi
+
 # 2. checkpatch on the module sources
 kfiles=$(ls kmod/*.c kmod/*.h uapi/*.h 2>/dev/null | grep -v '\.mod\.c$')
 if [ -n "$kfiles" ]; then

@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: MIT
+"""ctypes mirror of runtime/include/kvmm.h: structs, enums and prototypes.
+
+Every struct here must match the C layout field for field;
+tests/python/test_abi.py compiles a C program that prints offsetof() of each
+field and compares.  Functions are resolved on first use, so a library built
+before a feature landed (e.g. the prefix cache) still serves everything
+else, and the missing call raises kvmm.Unavailable naming the symbol.
+"""
+import ctypes
+from ctypes import (POINTER, Structure, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32,
+                    c_uint64, c_void_p)
+
+from . import _loader
+from .errors import Unavailable
+
+# enum kvmm_backend_type
+BACKEND_AUTO, BACKEND_HOST, BACKEND_CUDA, BACKEND_NULL = 0, 1, 2, 3
+BACKEND_HUGETLB = 1 << 0
+# enum kvmm_layout
+LAYOUT_DEFAULT, LAYOUT_LAYER_MAJOR, LAYOUT_TOKEN_MAJOR, LAYOUT_PAGE_MAJOR = 0, 1, 2, 3
+K, V = 0, 1
+CACHE_NO_MAPPER = 1 << 0
+# enum kvmm_backend_op, in order
+OP_NAMES = ("reserve", "release_va", "create", "destroy", "map", "set_access", "unmap", "copy",
+            "fill", "sync")
+OP_COUNT = len(OP_NAMES)
+# prefix cache
+EVICT_LRU, EVICT_LFU = 0, 1
+ATTACH_AUTO, ATTACH_ALIAS, ATTACH_COPY = 0, 1, 2
+EVICT_REASONS = ("pressure", "cap", "explicit")
+
+
+class Struct(Structure):
+    def to_dict(self):
+        out = {}
+        for name, _ in self._fields_:
+            if name.startswith("_"):
+                continue
+            v = getattr(self, name)
+            out[name] = v.to_dict() if isinstance(v, Struct) else v
+        return out
+
+
+class BackendConfig(Struct):
+    _fields_ = [("type", c_int), ("device", c_int), ("flags", c_uint32), ("page_size", c_uint64)]
+
+
+class BackendStats(Struct):
+    _fields_ = [("calls", c_uint64 * OP_COUNT), ("errors", c_uint64 * OP_COUNT),
+                ("time_ns", c_uint64 * OP_COUNT), ("pages_live", c_uint64),
+                ("va_reserved_bytes", c_uint64)]
+
+    def to_dict(self):
+        d = {k: dict(zip(OP_NAMES, getattr(self, k))) for k in ("calls", "errors", "time_ns")}
+        d["pages_live"] = self.pages_live
+        d["va_reserved_bytes"] = self.va_reserved_bytes
+        return d
+
+
+class Shape(Struct):
+    _fields_ = [("num_layers", c_uint32), ("num_kv_heads", c_uint32), ("head_dim", c_uint32),
+                ("elem_size", c_uint32)]
+
+
+PRESSURE_FN = ctypes.CFUNCTYPE(None, c_void_p, c_uint64)
+
+
+class CacheConfig(Struct):
+    _fields_ = [("shape", Shape), ("layout", c_int), ("max_seqs", c_uint32),
+                ("max_tokens", c_uint32), ("budget_bytes", c_uint64), ("reserve_bytes", c_uint64),
+                ("map_ahead_tokens", c_uint32), ("flags", c_uint32), ("pressure", PRESSURE_FN),
+                ("pressure_arg", c_void_p), ("low_water_bytes", c_uint64)]
+
+
+class CacheInfo(Struct):
+    _fields_ = [("shape", Shape), ("layout", c_int), ("max_seqs", c_uint32),
+                ("max_tokens", c_uint32), ("page_size", c_uint64), ("tokens_per_block", c_uint32),
+                ("pages_per_block", c_uint32), ("block_bytes", c_uint64), ("token_bytes", c_uint64),
+                ("va_bytes", c_uint64), ("blocks_per_seq", c_uint32), ("__pad", c_uint32)]
+
+
+class StepEntry(Struct):
+    _fields_ = [("seq", c_uint32), ("len", c_uint32)]
+
+
+class View(Struct):
+    _fields_ = [("base", c_uint64), ("seq_stride", c_uint64), ("page_stride", c_uint64),
+                ("token_stride", c_uint64), ("head_stride", c_uint64),
+                ("tokens_per_page", c_uint32), ("layout", c_uint32), ("num_heads", c_uint32),
+                ("head_dim", c_uint32), ("elem_size", c_uint32), ("max_seqs", c_uint32),
+                ("max_tokens", c_uint32), ("__pad", c_uint32)]
+
+
+CACHE_STATS_FIELDS = (
+    "budget_bytes", "pages_created", "pages_free", "pages_mapped", "pages_deferred",
+    "pages_shared", "pages_peak", "seqs_active", "tokens_used", "bytes_used", "bytes_mapped",
+    "step_calls", "mapper_waits", "mapper_wait_ns", "mapper_pages_mapped",
+    "critical_path_driver_calls", "alloc_failures", "mapper_driver_calls", "pages_reused",
+    "steals_idle", "steals_ahead", "pages_destroyed", "reclaim_calls", "pressure_calls")
+
+
+class CacheStats(Struct):
+    _fields_ = [(n, c_uint64) for n in CACHE_STATS_FIELDS] + [("backend", BackendStats)]
+
+
+class SeqStats(Struct):
+    _fields_ = [("len", c_uint32), ("mapped_tokens", c_uint32), ("shared_tokens", c_uint32),
+                ("blocks_mapped", c_uint32), ("bytes_used", c_uint64), ("bytes_mapped", c_uint64)]
+
+
+class PrefixConfig(Struct):
+    _fields_ = [("policy", c_int), ("attach", c_int), ("admit_hits", c_uint32),
+                ("flags", c_uint32), ("max_bytes", c_uint64)]
+
+
+class Ns(Struct):
+    _fields_ = [("model_id", c_uint64), ("adapter_id", c_uint64), ("tenant_salt", c_uint64)]
+
+
+class PrefixStats(Struct):
+    _fields_ = [("lookups", c_uint64), ("lookup_tokens", c_uint64), ("hit_tokens", c_uint64),
+                ("inserts", c_uint64), ("inserted_tokens", c_uint64), ("nodes", c_uint64),
+                ("blocks_cached", c_uint64), ("blocks_pinned", c_uint64),
+                ("blocks_shared", c_uint64), ("sharing_refs", c_uint64),
+                ("evictions", c_uint64 * len(EVICT_REASONS)), ("attach_alias", c_uint64),
+                ("attach_copy", c_uint64), ("admission_rejects", c_uint64)]
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["evictions"] = dict(zip(EVICT_REASONS, self.evictions))
+        return d
+
+
+# Every struct the binding mirrors, by its C name (for the ABI test).
+STRUCTS = {
+    "kvmm_backend_config": BackendConfig, "kvmm_backend_stats": BackendStats,
+    "kvmm_shape": Shape, "kvmm_cache_config": CacheConfig, "kvmm_cache_info": CacheInfo,
+    "kvmm_step_entry": StepEntry, "kvmm_view": View, "kvmm_cache_stats": CacheStats,
+    "kvmm_seq_stats": SeqStats, "kvmm_prefix_config": PrefixConfig, "kvmm_ns": Ns,
+    "kvmm_prefix_stats": PrefixStats,
+}
+
+_p = c_void_p  # opaque object pointers
+_u32p = POINTER(c_uint32)
+PROTOTYPES = {
+    "kvmm_version": (c_int, []),
+    "kvmm_strerror": (c_char_p, [c_int]),
+    "kvmm_backend_open": (c_int, [POINTER(BackendConfig), POINTER(_p)]),
+    "kvmm_backend_close": (None, [_p]),
+    "kvmm_backend_name": (c_char_p, [_p]),
+    "kvmm_backend_get_type": (c_int, [_p]),
+    "kvmm_backend_page_size": (c_uint64, [_p]),
+    "kvmm_backend_stats": (c_int, [_p, POINTER(BackendStats)]),
+    "kvmm_backend_last_error": (c_char_p, [_p]),
+    "kvmm_memcpy_to_dev": (c_int, [_p, c_uint64, c_void_p, c_size_t]),
+    "kvmm_memcpy_to_host": (c_int, [_p, c_void_p, c_uint64, c_size_t]),
+    "kvmm_memcpy_dev": (c_int, [_p, c_uint64, c_uint64, c_size_t]),
+    "kvmm_memset_dev": (c_int, [_p, c_uint64, c_int, c_size_t]),
+    "kvmm_cache_create": (c_int, [_p, POINTER(CacheConfig), POINTER(_p)]),
+    "kvmm_cache_destroy": (None, [_p]),
+    "kvmm_cache_get_info": (c_int, [_p, POINTER(CacheInfo)]),
+    "kvmm_layout_name": (c_char_p, [c_int]),
+    "kvmm_seq_open": (c_int, [_p, c_uint32, _u32p]),
+    "kvmm_seq_close": (c_int, [_p, c_uint32]),
+    "kvmm_seq_reserve": (c_int, [_p, c_uint32, c_uint32]),
+    "kvmm_seq_len": (c_int64, [_p, c_uint32]),
+    "kvmm_step": (c_int, [_p, POINTER(StepEntry), c_uint32]),
+    "kvmm_cache_view": (c_int, [_p, c_uint32, c_int, POINTER(View)]),
+    "kvmm_view_page_table": (c_int, [POINTER(View), POINTER(c_int32), c_size_t]),
+    "kvmm_seq_write": (c_int, [_p, c_uint32, c_uint32, c_int, c_uint32, c_uint32, c_void_p]),
+    "kvmm_seq_read": (c_int, [_p, c_uint32, c_uint32, c_int, c_uint32, c_uint32, c_void_p]),
+    "kvmm_cache_set_budget": (c_int, [_p, c_uint64, POINTER(c_uint64)]),
+    "kvmm_cache_stats": (c_int, [_p, POINTER(CacheStats)]),
+    "kvmm_cache_stats_json": (c_int, [_p, c_char_p, c_size_t]),
+    "kvmm_seq_stats": (c_int, [_p, c_uint32, POINTER(SeqStats)]),
+    "kvmm_prefix_enable": (c_int, [_p, POINTER(PrefixConfig)]),
+    "kvmm_prefix_match": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, POINTER(_p), _u32p]),
+    "kvmm_seq_attach_prefix": (c_int, [_p, c_uint32, _p, c_int]),
+    "kvmm_prefix_insert": (c_int, [_p, c_uint32, POINTER(Ns), _u32p, c_uint32]),
+    "kvmm_prefix_release": (None, [_p, _p]),
+    "kvmm_prefix_hint": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, c_uint64]),
+    "kvmm_prefix_evict": (c_int, [_p, c_uint32]),
+    "kvmm_prefix_stats": (c_int, [_p, POINTER(PrefixStats)]),
+}
+
+class _Lib:
+    """The loaded library with prototypes set; functions resolve on first use."""
+
+    def __getattr__(self, name):
+        try:
+            restype, argtypes = PROTOTYPES[name]
+        except KeyError:
+            raise AttributeError(f"kvmm binding has no prototype for {name}") from None
+        lib = _loader.load()
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            raise Unavailable(name, _loader.path()) from None
+        fn.restype = restype
+        fn.argtypes = argtypes
+        setattr(self, name, fn)
+        return fn
+
+    def has(self, name):
+        """Whether the loaded library exports name (bound here or not)."""
+        return hasattr(_loader.load(), name)
+
+
+lib = _Lib()
