@@ -10,7 +10,9 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/shrinker.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
+#include <linux/swap.h>
 #include <linux/version.h>
 
 /*
@@ -84,6 +86,21 @@ static inline void kvmm_shrinker_destroy(struct shrinker *s)
 #else
 	unregister_shrinker(s);
 	kfree(s);
+#endif
+}
+
+/*
+ * Pages a shrinker frees count as reclaim progress only if it says so;
+ * otherwise the allocator can give up and OOM-kill while kvmm's shrinker
+ * is freeing memory.  6.4 wrapped the field in mm_account_reclaimed_pages().
+ */
+static inline void kvmm_account_reclaimed(unsigned long pages)
+{
+#if KVMM_KERNEL_GE(6, 4)
+	mm_account_reclaimed_pages(pages);
+#else
+	if (current->reclaim_state)
+		current->reclaim_state->reclaimed_slab += pages;
 #endif
 }
 

@@ -42,6 +42,7 @@ union kvmm_cmd_buffer {
 	struct kvmm_pool_set_state set_state;
 	struct kvmm_pool_populate populate;
 	struct kvmm_pool_residency residency;
+	struct kvmm_pool_eventfd eventfd;
 };
 
 struct kvmm_ioctl_op {
@@ -54,7 +55,9 @@ struct kvmm_ioctl_op {
 				 KVMM_POOL_POPULATE | KVMM_POOL_NODE_OF_PCI)
 #define KVMM_POOL_OPEN_FLAGS	(KVMM_OPEN_RDONLY | KVMM_OPEN_CLOEXEC)
 #define KVMM_LIMITS_FLAGS	(KVMM_LIMITS_SET_GLOBAL | KVMM_LIMITS_SET_PER_UID)
-#define KVMM_FEATURES		(KVMM_FEATURE_MEMCG | KVMM_FEATURE_NODE_OF_PCI)
+#define KVMM_FEATURES		(KVMM_FEATURE_MEMCG | KVMM_FEATURE_NODE_OF_PCI | \
+				 KVMM_FEATURE_RECLAIM | KVMM_FEATURE_STATUS | \
+				 KVMM_FEATURE_EVENTFD)
 #define KVMM_POOL_DESC_SIZE_V1	sizeof(struct kvmm_pool_desc)
 
 static int kvmm_respond(struct kvmm_ucmd *ucmd, size_t cmd_len)
@@ -152,6 +155,10 @@ static int kvmm_get_stats(struct kvmm_ucmd *ucmd)
 	mutex_unlock(&kvmm_registry.lock);
 	cmd->pages_allocated = atomic_long_read(&kvmm_pages_allocated);
 	cmd->alloc_failures = atomic64_read(&kvmm_alloc_failures);
+	cmd->reclaim_scans = atomic64_read(&kvmm_reclaim.scans);
+	cmd->reclaim_scanned = atomic64_read(&kvmm_reclaim.scanned);
+	cmd->reclaimed_pages = atomic64_read(&kvmm_reclaim.reclaimed);
+	cmd->reclaim_busy = atomic64_read(&kvmm_reclaim.busy);
 	return kvmm_respond(ucmd, sizeof(*cmd));
 }
 
@@ -425,6 +432,19 @@ static int kvmm_pool_residency_cmd(struct kvmm_ucmd *ucmd)
 	return 0;
 }
 
+static int kvmm_pool_eventfd_cmd(struct kvmm_ucmd *ucmd)
+{
+	struct kvmm_pool_eventfd *cmd = ucmd->cmd;
+	int ret;
+
+	if (cmd->flags || cmd->__reserved || cmd->fd < -1)
+		return -EINVAL;
+	ret = kvmm_check_writable(ucmd);
+	if (ret)
+		return ret;
+	return kvmm_pool_set_eventfd(kvmm_ucmd_pool(ucmd), cmd->fd);
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 #define KVMM_OP(_cmd, _fn, _struct, _last)                                    \
@@ -452,6 +472,8 @@ static const struct kvmm_ioctl_op kvmm_pool_ops[KVMM_CMD_END - KVMM_CMD_BASE] = 
 		populated),
 	KVMM_OP(KVMM_CMD_POOL_SET_RESIDENCY, kvmm_pool_residency_cmd,
 		struct kvmm_pool_residency, pages),
+	KVMM_OP(KVMM_CMD_POOL_SET_EVENTFD, kvmm_pool_eventfd_cmd, struct kvmm_pool_eventfd,
+		__reserved),
 };
 
 static u64 kvmm_ioctl_mask(void)

@@ -2,10 +2,13 @@
 /*
  * kvmm_priv.h - what the files of kvmm.ko share.
  *
- * Lock order: kvmm_registry.lock, then a pool's lock.  No lock is held
- * across copy_to_user()/copy_from_user(): the user buffer may lie in a
- * pool mapping, whose fault handler takes the pool lock.  The shrinker only
- * ever trylocks, since it can run inside any allocation.
+ * Lock order: kvmm_registry.lock, a pool's lock, kvmm_registry.list_lock.
+ * No lock is held across copy_to_user()/copy_from_user(): the user buffer
+ * may lie in a pool mapping, whose fault handler takes the pool lock.
+ * The shrinker runs inside other tasks' allocations, so it must not wait
+ * for a lock that is held across an allocation: it never takes
+ * kvmm_registry.lock (which is), walks the pools under list_lock (a
+ * spinlock) and waits only for pool locks, under which nothing allocates.
  */
 #ifndef _KVMM_PRIV_H
 #define _KVMM_PRIV_H
@@ -15,11 +18,14 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
+#include <linux/workqueue.h>
 
 #include "uapi/kvmm.h"
 
+struct eventfd_ctx;
 struct mem_cgroup;
 struct kvmm_pool_kobj;
 
@@ -30,21 +36,35 @@ struct kvmm_pool_kobj;
 extern atomic_long_t kvmm_pages_allocated;
 extern atomic64_t kvmm_alloc_failures;
 
+/* shrinker.c: what reclaim did, for sysfs and KVMM_IOC_GET_STATS */
+struct kvmm_reclaim_stats {
+	atomic64_t scans;
+	atomic64_t scanned;
+	atomic64_t reclaimed;	/* PAGE_SIZE pages */
+	atomic64_t busy;
+};
+
+extern struct kvmm_reclaim_stats kvmm_reclaim;
+
 /**
  * struct kvmm_pool - a pool of pages on one NUMA node, shared through fds
  * @ref: one per open file, one for the registry while a persistent pool is
- *	linked; the last put frees the pool
+ *	linked, one while the shrinker works on it; the last put frees the
+ *	pool
+ * @put_work: the shrinker's last put, deferred (it needs the registry lock)
  * @list: in kvmm_registry.pools while alive
  * @linked: has its name in the registry (openable, has a sysfs dir)
  *
  * Fixed at creation: @name, @id, @bytes, @nr_pages, @order, @nid, @flags,
  * @mode, @uid, @gid, @memcg, @inode.
  *
- * @lock protects @pages, @state, @nr_state, @nr_present and @reclaimed;
- * the counters are also read without it (READ_ONCE) for statistics.
+ * @lock protects @pages, @state, @nr_state, @nr_present, @cold_map,
+ * @nr_cold_present, @reclaim_cursor, @reclaimed, @gen, @status and
+ * @evfd; the counters are also read without it (READ_ONCE) for statistics.
  */
 struct kvmm_pool {
 	struct kref ref;
+	struct work_struct put_work;
 	struct list_head list;
 	bool linked;
 
@@ -70,8 +90,16 @@ struct kvmm_pool {
 	u8 *state;			/* KVMM_PAGE_* */
 	unsigned long nr_state[KVMM_PAGE_STATES];
 	unsigned long nr_present;
+	unsigned long *cold_map;	/* COLD pages with memory: reclaimable */
+	unsigned long nr_cold_present;
+	unsigned long reclaim_cursor;
 	u64 reclaimed;
 	u64 residency[KVMM_TIER_COUNT];
+
+	struct kvmm_pool_status *status;	/* vmalloc_user(), mapped read-only */
+	size_t status_bytes;
+	u32 *gen;				/* in the status area */
+	struct eventfd_ctx *evfd;
 };
 
 struct kvmm_pool_params {
@@ -88,14 +116,20 @@ long kvmm_dev_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 long kvmm_pool_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* pool.c: the object, its pages and their states */
+int kvmm_pool_init(void);
+void kvmm_pool_exit(void);
 struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p);
 void kvmm_pool_get(struct kvmm_pool *pool);
 void kvmm_pool_put(struct kvmm_pool *pool);
+void kvmm_pool_put_deferred(struct kvmm_pool *pool);
 int kvmm_pool_set_state(struct kvmm_pool *pool, const struct kvmm_page_range *r,
 			unsigned int nr, unsigned int state, u64 *changed);
 int kvmm_pool_populate(struct kvmm_pool *pool, u64 first, u64 count, u64 *populated);
 struct page *kvmm_pool_get_page(struct kvmm_pool *pool, unsigned long idx);
 void kvmm_pool_describe(struct kvmm_pool *pool, struct kvmm_pool_desc *d);
+unsigned long kvmm_pool_reclaim(struct kvmm_pool *pool, int nid, unsigned long nr,
+				unsigned long *scanned, unsigned long *busy);
+int kvmm_pool_set_eventfd(struct kvmm_pool *pool, int fd);
 int kvmm_pool_permission(const struct kvmm_pool *pool, int want);
 
 /* pool_file.c: pool fds, mmap and faults */
@@ -108,7 +142,8 @@ struct kvmm_pool *kvmm_pool_from_file(struct file *file);
 /* registry.c: names, limits, the list of pools */
 struct kvmm_registry {
 	struct mutex lock;		/* everything here */
-	struct list_head pools;		/* every pool alive, creation order */
+	spinlock_t list_lock;		/* also taken to change pools */
+	struct list_head pools;		/* every pool alive, by id */
 	struct list_head users;		/* struct kvmm_user with bytes > 0 */
 	unsigned int nr_pools;
 	u64 bytes;			/* reserved by all alive pools */
@@ -127,7 +162,14 @@ void kvmm_registry_unlink(struct kvmm_pool *pool);
 int kvmm_registry_destroy(const char *name);
 void kvmm_registry_release(struct kvmm_pool *pool);
 struct kvmm_pool *kvmm_registry_find(const char *name);
+struct kvmm_pool *kvmm_registry_next_cold(u64 *after_id, int nid);
 u64 kvmm_registry_uid_bytes(kuid_t uid);
+
+/* shrinker.c: the NUMA-aware shrinker and its debugfs trigger */
+int kvmm_shrinker_init(void);
+void kvmm_shrinker_exit(void);
+void kvmm_cold_check(void);
+void kvmm_cold_add(int nid, long pages);
 
 /* sysfs.c: /sys/kernel/kvmm */
 int kvmm_sysfs_init(void);

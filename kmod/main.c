@@ -59,12 +59,18 @@ static int __init kvmm_init(void)
 	if (limit == ULLONG_MAX)
 		limit = (u64)totalram_pages() * PAGE_SIZE / 2;
 	kvmm_registry_init(limit, limit_uid_bytes, max_pools);
-	ret = kvmm_pool_fs_init();
+	ret = kvmm_pool_init();
 	if (ret)
 		return ret;
-	ret = kvmm_sysfs_init();
+	ret = kvmm_pool_fs_init();
+	if (ret)
+		goto err_pool;
+	ret = kvmm_shrinker_init();
 	if (ret)
 		goto err_fs;
+	ret = kvmm_sysfs_init();
+	if (ret)
+		goto err_shrinker;
 	ret = misc_register(&kvmm_misc);
 	if (ret)
 		goto err_sysfs;
@@ -73,8 +79,12 @@ static int __init kvmm_init(void)
 
 err_sysfs:
 	kvmm_sysfs_exit();
+err_shrinker:
+	kvmm_shrinker_exit();
 err_fs:
 	kvmm_pool_fs_exit();
+err_pool:
+	kvmm_pool_exit();
 	return ret;
 }
 
@@ -83,8 +93,12 @@ static void __exit kvmm_exit(void)
 	long left;
 
 	misc_deregister(&kvmm_misc);
+	/* no new scans; then the shrinker's deferred puts finish */
+	kvmm_shrinker_exit();
+	kvmm_pool_exit();
 	/* no fd is open (each pins the module): only persistent pools remain */
 	kvmm_registry_exit();
+	kvmm_cold_check();
 	kvmm_sysfs_exit();
 	kvmm_pool_fs_exit();
 	left = atomic_long_read(&kvmm_pages_allocated);

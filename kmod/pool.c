@@ -12,9 +12,11 @@
  * the fault handler, so a page stays valid for whoever maps or pins it even
  * after the pool lets it go.
  */
+#include <linux/bitmap.h>
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/err.h>
+#include <linux/eventfd.h>
 #include <linux/gfp.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
@@ -22,12 +24,21 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #include "compat.h"
 #include "kvmm_priv.h"
 
 /* Metadata is 9 bytes per pool page: keep it to 576 MiB at the very most. */
 #define KVMM_MAX_POOL_PAGES	BIT(26)
+
+static struct workqueue_struct *kvmm_put_wq;
+
+static void kvmm_pool_put_work(struct work_struct *work)
+{
+	kvmm_pool_put(container_of(work, struct kvmm_pool, put_work));
+}
 
 struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 {
@@ -42,8 +53,16 @@ struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 		return ERR_PTR(-ENOMEM);
 	pool->pages = kvcalloc(nr, sizeof(*pool->pages), GFP_KERNEL_ACCOUNT);
 	pool->state = kvcalloc(nr, sizeof(*pool->state), GFP_KERNEL_ACCOUNT);
-	if (!pool->pages || !pool->state)
+	pool->cold_map = kvcalloc(BITS_TO_LONGS(nr), sizeof(long), GFP_KERNEL_ACCOUNT);
+	pool->status_bytes = PAGE_ALIGN(KVMM_STATUS_SIZE(nr));
+	pool->status = vmalloc_user(pool->status_bytes);
+	if (!pool->pages || !pool->state || !pool->cold_map || !pool->status)
 		goto err;
+	pool->status->magic = KVMM_STATUS_MAGIC;
+	pool->status->version = 1;
+	pool->status->gen_offset = sizeof(*pool->status);
+	pool->status->pages = nr;
+	pool->gen = (u32 *)(pool->status + 1);
 	pool->inode = kvmm_pool_inode();
 	if (IS_ERR(pool->inode)) {
 		ret = PTR_ERR(pool->inode);
@@ -53,6 +72,7 @@ struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 	pool->inode->i_size = p->bytes;
 
 	kref_init(&pool->ref);
+	INIT_WORK(&pool->put_work, kvmm_pool_put_work);
 	INIT_LIST_HEAD(&pool->list);
 	mutex_init(&pool->lock);
 	strscpy(pool->name, p->name, sizeof(pool->name));
@@ -70,6 +90,8 @@ struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 	return pool;
 
 err:
+	vfree(pool->status);
+	kvfree(pool->cold_map);
 	kvfree(pool->state);
 	kvfree(pool->pages);
 	kfree(pool);
@@ -112,10 +134,29 @@ static void kvmm_page_release(struct kvmm_pool *pool, struct page *page)
 	atomic_long_sub(1L << pool->order, &kvmm_pages_allocated);
 }
 
+/* A present page enters or leaves COLD: what the shrinker may take. */
+static void kvmm_cold_account(struct kvmm_pool *pool, unsigned long idx, bool cold)
+{
+	long n = 1L << pool->order;
+
+	if (cold) {
+		__set_bit(idx, pool->cold_map);
+		WRITE_ONCE(pool->nr_cold_present, pool->nr_cold_present + 1);
+	} else {
+		__clear_bit(idx, pool->cold_map);
+		WRITE_ONCE(pool->nr_cold_present, pool->nr_cold_present - 1);
+		n = -n;
+	}
+	kvmm_cold_add(page_to_nid(pool->pages[idx]), n);
+}
+
 static void kvmm_set_state_locked(struct kvmm_pool *pool, unsigned long idx, unsigned int state)
 {
 	unsigned int old = pool->state[idx];
+	bool was_cold = old == KVMM_PAGE_COLD, is_cold = state == KVMM_PAGE_COLD;
 
+	if (pool->pages[idx] && was_cold != is_cold)
+		kvmm_cold_account(pool, idx, is_cold);
 	WRITE_ONCE(pool->nr_state[old], pool->nr_state[old] - 1);
 	WRITE_ONCE(pool->nr_state[state], pool->nr_state[state] + 1);
 	pool->state[idx] = state;
@@ -128,6 +169,8 @@ static void kvmm_install_locked(struct kvmm_pool *pool, unsigned long idx, struc
 	WRITE_ONCE(pool->nr_present, pool->nr_present + 1);
 	if (pool->state[idx] == KVMM_PAGE_FREE)
 		kvmm_set_state_locked(pool, idx, KVMM_PAGE_HOT);
+	else if (pool->state[idx] == KVMM_PAGE_COLD)
+		kvmm_cold_account(pool, idx, true);
 }
 
 /* Take page idx's memory away; its mappings must be gone already. */
@@ -135,6 +178,8 @@ static void kvmm_remove_locked(struct kvmm_pool *pool, unsigned long idx)
 {
 	struct page *page = pool->pages[idx];
 
+	if (pool->state[idx] == KVMM_PAGE_COLD)
+		kvmm_cold_account(pool, idx, false);
 	pool->pages[idx] = NULL;
 	WRITE_ONCE(pool->nr_present, pool->nr_present - 1);
 	kvmm_page_release(pool, page);
@@ -175,16 +220,35 @@ int kvmm_pool_set_state(struct kvmm_pool *pool, const struct kvmm_page_range *r,
 	return 0;
 }
 
+/*
+ * Give page idx the memory in page unless it got some meanwhile; false
+ * when page was not used (the caller releases it).  Pages are allocated
+ * without the pool lock held so that reclaim, which the allocation may
+ * enter, can always take it.
+ */
+static bool kvmm_install(struct kvmm_pool *pool, unsigned long idx, struct page *page)
+{
+	bool used = false;
+
+	mutex_lock(&pool->lock);
+	if (!pool->pages[idx]) {
+		kvmm_install_locked(pool, idx, page);
+		used = true;
+	}
+	mutex_unlock(&pool->lock);
+	return used;
+}
+
 int kvmm_pool_populate(struct kvmm_pool *pool, u64 first, u64 count, u64 *populated)
 {
 	u64 idx, n = 0;
 	int ret = 0;
 
-	mutex_lock(&pool->lock);
 	for (idx = first; idx < first + count; idx++) {
 		struct page *page;
 
-		if (pool->pages[idx])
+		/* unlocked peek: kvmm_install() checks again */
+		if (READ_ONCE(pool->pages[idx]))
 			continue;
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
@@ -195,11 +259,12 @@ int kvmm_pool_populate(struct kvmm_pool *pool, u64 first, u64 count, u64 *popula
 			ret = -ENOMEM;
 			break;
 		}
-		kvmm_install_locked(pool, idx, page);
-		n++;
+		if (kvmm_install(pool, idx, page))
+			n++;
+		else
+			kvmm_page_release(pool, page);
 		cond_resched();
 	}
-	mutex_unlock(&pool->lock);
 	*populated = n;
 	return ret;
 }
@@ -207,27 +272,139 @@ int kvmm_pool_populate(struct kvmm_pool *pool, u64 first, u64 count, u64 *popula
 /*
  * The PAGE_SIZE page at pgoff (in PAGE_SIZE units from the pool's start),
  * with a reference for the caller; memory is allocated when the pool page
- * has none.  NULL when that allocation fails.
+ * has none.  NULL when that allocation fails, ERR_PTR(-EAGAIN) when the
+ * page lost its memory again before we could take it (the fault retries).
  */
 struct page *kvmm_pool_get_page(struct kvmm_pool *pool, unsigned long pgoff)
 {
 	unsigned long idx = pgoff >> pool->order;
-	struct page *page;
+	struct page *page, *spare = NULL;
 
+	if (!READ_ONCE(pool->pages[idx])) {
+		spare = kvmm_page_alloc(pool);
+		if (!spare)
+			return NULL;
+		if (kvmm_install(pool, idx, spare))
+			spare = NULL;
+	}
 	mutex_lock(&pool->lock);
 	page = pool->pages[idx];
-	if (!page) {
-		page = kvmm_page_alloc(pool);
-		if (!page) {
-			mutex_unlock(&pool->lock);
-			return NULL;
-		}
-		kvmm_install_locked(pool, idx, page);
+	if (page) {
+		page = nth_page(page, pgoff & ((1UL << pool->order) - 1));
+		get_page(page);
 	}
-	page = nth_page(page, pgoff & ((1UL << pool->order) - 1));
-	get_page(page);
 	mutex_unlock(&pool->lock);
-	return page;
+	if (spare)
+		kvmm_page_release(pool, spare);
+	return page ? page : ERR_PTR(-EAGAIN);
+}
+
+/*
+ * Reclaim: drop the memory of up to nr PAGE_SIZE pages of pool that are
+ * COLD and on node nid (NUMA_NO_NODE: any), resuming where the last call
+ * stopped.  A page goes only when, its mappings removed, the pool holds the
+ * only reference to it: one pinned for DMA or half-way through a fault is
+ * left alone (busy).  This runs inside other tasks' allocations: see
+ * kvmm_try_unmap() for the one lock it may only try.  Returns the
+ * PAGE_SIZE pages freed.
+ */
+static bool kvmm_page_exclusive(struct kvmm_pool *pool, struct page *page)
+{
+	unsigned long i;
+
+	for (i = 0; i < (1UL << pool->order); i++)
+		if (page_count(nth_page(page, i)) != 1)
+			return false;
+	return true;
+}
+
+static bool kvmm_try_unmap(struct kvmm_pool *pool, unsigned long idx)
+{
+	struct address_space *mapping = pool->inode->i_mapping;
+
+	/*
+	 * The allocation we may be reclaiming for can come from a task that
+	 * holds this mapping's i_mmap_rwsem (mmap, munmap, fork of a pool
+	 * mapping): unmap_mapping_range() would take it again and deadlock.
+	 * A successful trylock shows the current task does not hold it (as
+	 * rmap walks from reclaim try_lock it too).
+	 */
+	if (!i_mmap_trylock_read(mapping))
+		return false;
+	i_mmap_unlock_read(mapping);
+	kvmm_unmap_range(pool, idx, 1);
+	return true;
+}
+
+static void kvmm_drop_locked(struct kvmm_pool *pool, unsigned long idx)
+{
+	kvmm_remove_locked(pool, idx);
+	kvmm_set_state_locked(pool, idx, KVMM_PAGE_FREE);
+	WRITE_ONCE(pool->reclaimed, pool->reclaimed + 1);
+	WRITE_ONCE(pool->gen[idx], pool->gen[idx] + 1);
+	WRITE_ONCE(pool->status->dropped, pool->status->dropped + 1);
+	/* userspace reads seq, then the generations: order them */
+	smp_wmb();
+	WRITE_ONCE(pool->status->seq, pool->status->seq + 1);
+}
+
+unsigned long kvmm_pool_reclaim(struct kvmm_pool *pool, int nid, unsigned long nr,
+				unsigned long *scanned, unsigned long *busy)
+{
+	unsigned long freed = 0, cursor, idx = 0, start, end;
+	int pass;
+
+	/*
+	 * Nobody allocates with this lock held (pages are allocated first,
+	 * installed after), so waiting for it cannot deadlock reclaim.
+	 */
+	mutex_lock(&pool->lock);
+	cursor = pool->reclaim_cursor;
+	/* from the cursor to the end, then from the start to the cursor */
+	for (pass = 0; pass < 2 && freed < nr; pass++) {
+		start = pass ? 0 : cursor;
+		end = pass ? cursor : pool->nr_pages;
+		for (idx = find_next_bit(pool->cold_map, end, start); idx < end && freed < nr;
+		     idx = find_next_bit(pool->cold_map, end, idx + 1)) {
+			struct page *page = pool->pages[idx];
+
+			if (nid != NUMA_NO_NODE && page_to_nid(page) != nid)
+				continue;
+			(*scanned)++;
+			if (!kvmm_try_unmap(pool, idx))
+				goto out;
+			if (!kvmm_page_exclusive(pool, page)) {
+				(*busy)++;
+				continue;
+			}
+			kvmm_drop_locked(pool, idx);
+			freed += 1UL << pool->order;
+		}
+	}
+out:
+	pool->reclaim_cursor = idx < pool->nr_pages ? idx : 0;
+	if (freed && pool->evfd)
+		kvmm_eventfd_signal(pool->evfd);
+	mutex_unlock(&pool->lock);
+	return freed;
+}
+
+int kvmm_pool_set_eventfd(struct kvmm_pool *pool, int fd)
+{
+	struct eventfd_ctx *ctx = NULL, *old;
+
+	if (fd >= 0) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	mutex_lock(&pool->lock);
+	old = pool->evfd;
+	pool->evfd = ctx;
+	mutex_unlock(&pool->lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
 }
 
 static void kvmm_pool_free(struct kvmm_pool *pool)
@@ -237,10 +414,14 @@ static void kvmm_pool_free(struct kvmm_pool *pool)
 	/* No mapping is left (each holds a file, each file a reference). */
 	for (idx = 0; idx < pool->nr_pages; idx++) {
 		if (pool->pages[idx])
-			kvmm_page_release(pool, pool->pages[idx]);
+			kvmm_remove_locked(pool, idx);
 		if (!(idx & 1023))
 			cond_resched();
 	}
+	if (pool->evfd)
+		eventfd_ctx_put(pool->evfd);
+	vfree(pool->status);
+	kvfree(pool->cold_map);
 	kvfree(pool->state);
 	kvfree(pool->pages);
 	iput(pool->inode);
@@ -256,6 +437,29 @@ static void kvmm_pool_release(struct kref *ref)
 	/* Called with kvmm_registry.lock held, which this drops. */
 	kvmm_registry_release(pool);
 	kvmm_pool_free(pool);
+}
+
+/*
+ * A put that never blocks: the shrinker's.  The last reference goes on a
+ * workqueue, since freeing needs kvmm_registry.lock, which the task we
+ * are reclaiming for may hold.
+ */
+void kvmm_pool_put_deferred(struct kvmm_pool *pool)
+{
+	if (!refcount_dec_not_one(&pool->ref.refcount))
+		queue_work(kvmm_put_wq, &pool->put_work);
+}
+
+int kvmm_pool_init(void)
+{
+	kvmm_put_wq = alloc_workqueue("kvmm_put", 0, 0);
+	return kvmm_put_wq ? 0 : -ENOMEM;
+}
+
+/* Once no more deferred puts can be queued (the shrinker is gone). */
+void kvmm_pool_exit(void)
+{
+	destroy_workqueue(kvmm_put_wq);
 }
 
 void kvmm_pool_get(struct kvmm_pool *pool)

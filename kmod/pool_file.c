@@ -13,6 +13,7 @@
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
+#include <linux/vmalloc.h>
 
 #include "compat.h"
 #include "kvmm_priv.h"
@@ -71,6 +72,8 @@ static vm_fault_t kvmm_pool_fault(struct vm_fault *vmf)
 	page = kvmm_pool_get_page(pool, vmf->pgoff);
 	if (!page)
 		return VM_FAULT_SIGBUS;	/* no memory on the node or in the memcg */
+	if (IS_ERR(page))
+		return VM_FAULT_NOPAGE;	/* dropped meanwhile: fault again */
 	vmf->page = page;
 	return 0;
 }
@@ -81,10 +84,29 @@ static const struct vm_operations_struct kvmm_pool_vm_ops = {
 	.fault = kvmm_pool_fault,
 };
 
+/* The status area at KVMM_STATUS_OFFSET: read-only, shared. */
+static int kvmm_status_mmap(struct kvmm_pool *pool, struct vm_area_struct *vma)
+{
+	unsigned long off = vma->vm_pgoff - (KVMM_STATUS_OFFSET >> PAGE_SHIFT);
+
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EPERM;
+	if (off >= pool->status_bytes >> PAGE_SHIFT ||
+	    vma_pages(vma) > (pool->status_bytes >> PAGE_SHIFT) - off)
+		return -EINVAL;
+	kvmm_vm_flags_clear(vma, VM_MAYWRITE | VM_MAYEXEC);
+	return remap_vmalloc_range(vma, pool->status, off);
+}
+
 static int kvmm_pool_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct kvmm_pool *pool = file->private_data;
 	unsigned long limit = pool->nr_pages << pool->order;
+
+	if (vma->vm_pgoff >= KVMM_STATUS_OFFSET >> PAGE_SHIFT)
+		return kvmm_status_mmap(pool, vma);
 
 	/* Private mappings would copy pages away from the pool. */
 	if (!(vma->vm_flags & VM_MAYSHARE))

@@ -21,6 +21,7 @@ struct kvmm_user {
 
 struct kvmm_registry kvmm_registry = {
 	.lock = __MUTEX_INITIALIZER(kvmm_registry.lock),
+	.list_lock = __SPIN_LOCK_UNLOCKED(kvmm_registry.list_lock),
 	.pools = LIST_HEAD_INIT(kvmm_registry.pools),
 	.users = LIST_HEAD_INIT(kvmm_registry.users),
 };
@@ -108,7 +109,9 @@ int kvmm_registry_add(struct kvmm_pool *pool)
 	r->bytes += pool->bytes;
 	r->nr_pools++;
 	pool->id = ++r->next_id;
+	spin_lock(&r->list_lock);
 	list_add_tail(&pool->list, &r->pools);
+	spin_unlock(&r->list_lock);
 	if (pool->flags & KVMM_POOL_PERSISTENT)
 		kvmm_pool_get(pool);
 	ret = 0;
@@ -197,7 +200,9 @@ void kvmm_registry_release(struct kvmm_pool *pool)
 	if (pool->linked)
 		kvmm_unlink_locked(pool);
 	if (!list_empty(&pool->list)) {
+		spin_lock(&r->list_lock);
 		list_del_init(&pool->list);
+		spin_unlock(&r->list_lock);
 		r->nr_pools--;
 		r->bytes -= pool->bytes;
 		u = kvmm_user_find(pool->uid);
@@ -210,6 +215,32 @@ void kvmm_registry_release(struct kvmm_pool *pool)
 		}
 	}
 	mutex_unlock(&r->lock);
+}
+
+/*
+ * For the shrinker: the first pool after id after_id (the list is in id
+ * order) that may have COLD pages on node nid, with a reference (drop it
+ * with kvmm_pool_put_deferred()), or NULL.  Takes only list_lock.
+ */
+struct kvmm_pool *kvmm_registry_next_cold(u64 *after_id, int nid)
+{
+	struct kvmm_pool *pool, *found = NULL;
+
+	spin_lock(&kvmm_registry.list_lock);
+	list_for_each_entry(pool, &kvmm_registry.pools, list) {
+		if (pool->id <= *after_id || !READ_ONCE(pool->nr_cold_present))
+			continue;
+		if (pool->nid != NUMA_NO_NODE && pool->nid != nid)
+			continue;
+		/* zero: on its way out, kvmm_registry_release() waits for us */
+		if (kref_get_unless_zero(&pool->ref)) {
+			found = pool;
+			*after_id = pool->id;
+			break;
+		}
+	}
+	spin_unlock(&kvmm_registry.list_lock);
+	return found;
 }
 
 /* Module unload: no fd is open, only persistent pools are left. */
@@ -226,7 +257,9 @@ void kvmm_registry_exit(void)
 		}
 		/* only persistent pools can be alive without an fd */
 		if (WARN_ON(!pool->linked || !(pool->flags & KVMM_POOL_PERSISTENT))) {
+			spin_lock(&kvmm_registry.list_lock);
 			list_del_init(&pool->list);
+			spin_unlock(&kvmm_registry.list_lock);
 			mutex_unlock(&kvmm_registry.lock);
 			continue;
 		}

@@ -6,6 +6,7 @@
  *   version pages_allocated nr_pools bytes_reserved pages_hot pages_cold
  *   pages_free alloc_failures
  *   limits/global_bytes limits/per_uid_bytes (root may write) limits/max_pools
+ *   reclaim/scans reclaim/scanned reclaim/reclaimed_pages reclaim/busy
  *   pools/<name>/...   one directory per pool that has a name
  *
  * A pool's directory exists exactly while the pool is linked in the
@@ -167,9 +168,39 @@ static const struct attribute_group kvmm_limits_group = {
 	.attrs = kvmm_limits_attrs,
 };
 
+/* ---- /sys/kernel/kvmm/reclaim ------------------------------------------- */
+
+#define KVMM_RECLAIM_ATTR(_name, _field)					\
+static ssize_t reclaim_##_name##_show(struct kobject *kobj,			\
+				      struct kobj_attribute *attr, char *buf)	\
+{										\
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&kvmm_reclaim._field));	\
+}										\
+static struct kobj_attribute reclaim_##_name##_attr =				\
+	__ATTR(_name, 0444, reclaim_##_name##_show, NULL)
+
+KVMM_RECLAIM_ATTR(scans, scans);
+KVMM_RECLAIM_ATTR(scanned, scanned);
+KVMM_RECLAIM_ATTR(reclaimed_pages, reclaimed);
+KVMM_RECLAIM_ATTR(busy, busy);
+
+static struct attribute *kvmm_reclaim_attrs[] = {
+	&reclaim_scans_attr.attr,
+	&reclaim_scanned_attr.attr,
+	&reclaim_reclaimed_pages_attr.attr,
+	&reclaim_busy_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group kvmm_reclaim_group = {
+	.name = "reclaim",
+	.attrs = kvmm_reclaim_attrs,
+};
+
 static const struct attribute_group *kvmm_groups[] = {
 	&kvmm_group,
 	&kvmm_limits_group,
+	&kvmm_reclaim_group,
 	NULL,
 };
 

@@ -47,6 +47,7 @@ enum {
 	KVMM_CMD_POOL_SET_STATE,		/* pool fd */
 	KVMM_CMD_POOL_POPULATE,			/* pool fd */
 	KVMM_CMD_POOL_SET_RESIDENCY,		/* pool fd */
+	KVMM_CMD_POOL_SET_EVENTFD,		/* pool fd */
 	KVMM_CMD_END,		/* one past the last command */
 };
 
@@ -93,6 +94,12 @@ struct kvmm_info {
 #define KVMM_FEATURE_MEMCG	_BITULL(0)
 /* KVMM_POOL_NODE_OF_PCI */
 #define KVMM_FEATURE_NODE_OF_PCI _BITULL(1)
+/* COLD pages are dropped under memory pressure (a NUMA-aware shrinker) */
+#define KVMM_FEATURE_RECLAIM	_BITULL(2)
+/* the status area (KVMM_STATUS_OFFSET) reports drops without a syscall */
+#define KVMM_FEATURE_STATUS	_BITULL(3)
+/* KVMM_IOC_POOL_SET_EVENTFD */
+#define KVMM_FEATURE_EVENTFD	_BITULL(4)
 
 #define KVMM_IOC_GET_INFO	_IO(KVMM_TYPE, KVMM_CMD_GET_INFO)
 
@@ -108,6 +115,14 @@ struct kvmm_info {
  * @pages_cold: out: pool pages in state COLD
  * @pages_free: out: pool pages in state FREE
  * @alloc_failures: out: pool page allocations that failed
+ * @reclaim_scans: out: calls of the shrinker's scan (incl. debugfs)
+ * @reclaim_scanned: out: COLD pages looked at by the shrinker
+ * @reclaimed_pages: out: PAGE_SIZE pages the shrinker freed
+ * @reclaim_busy: out: COLD pages the shrinker left because someone else
+ *	held a reference (pinned for DMA, or a fault in progress)
+ *
+ * The reclaim fields came after API version 1's first release: callers
+ * may stop at @alloc_failures.
  */
 struct kvmm_stats {
 	__u32 size;
@@ -120,6 +135,10 @@ struct kvmm_stats {
 	__aligned_u64 pages_cold;
 	__aligned_u64 pages_free;
 	__aligned_u64 alloc_failures;
+	__aligned_u64 reclaim_scans;
+	__aligned_u64 reclaim_scanned;
+	__aligned_u64 reclaimed_pages;
+	__aligned_u64 reclaim_busy;
 };
 
 #define KVMM_IOC_GET_STATS	_IO(KVMM_TYPE, KVMM_CMD_GET_STATS)
@@ -261,7 +280,13 @@ enum {
  *	  zeroed page, which becomes HOT
  *  HOT:  in use; never reclaimed
  *  COLD: the data has a copy elsewhere or can be recomputed; the kernel may
- *	  drop the page under memory pressure
+ *	  drop the page under memory pressure (it becomes FREE and its
+ *	  generation in the status area changes)
+ * The kernel drops a COLD page only when the pool's reference (and its
+ * mappings, which it removes first) are the only ones: a page pinned with
+ * get_user_pages()/pin_user_pages() (cuMemHostRegister(), O_DIRECT or
+ * io_uring buffers) or being faulted in is skipped and counted as busy.
+ * Pages a device may still DMA to should stay HOT.
  */
 enum {
 	KVMM_PAGE_FREE,
@@ -427,5 +452,63 @@ struct kvmm_pool_residency {
 };
 
 #define KVMM_IOC_POOL_SET_RESIDENCY _IO(KVMM_TYPE, KVMM_CMD_POOL_SET_RESIDENCY)
+
+/**
+ * struct kvmm_pool_eventfd - KVMM_IOC_POOL_SET_EVENTFD (pool fd, writable)
+ * @size: sizeof(struct kvmm_pool_eventfd)
+ * @flags: must be 0
+ * @fd: an eventfd the kernel signals (adds 1 to) each time it drops pages
+ *	of this pool; -1 removes it
+ * @__reserved: must be 0
+ *
+ * One eventfd per pool (a new one replaces the old).  It is a wake-up
+ * only: what was dropped is in the status area.
+ */
+struct kvmm_pool_eventfd {
+	__u32 size;
+	__u32 flags;
+	__s32 fd;
+	__u32 __reserved;
+};
+
+#define KVMM_IOC_POOL_SET_EVENTFD _IO(KVMM_TYPE, KVMM_CMD_POOL_SET_EVENTFD)
+
+/*
+ * The status area: mmap(NULL, len, PROT_READ, MAP_SHARED, pool_fd,
+ * KVMM_STATUS_OFFSET) maps a struct kvmm_pool_status followed, at
+ * gen_offset, by one __u32 generation per pool page.  The kernel bumps a
+ * page's generation each time it drops the page's memory under memory
+ * pressure (the page then reads as zeroes and is FREE), then bumps seq.
+ * The owner notes a page's generation when it fills the page and compares
+ * before it trusts the contents: a different value means the data is gone
+ * (a miss: restore it from disk or recompute it).  Reading seq first tells
+ * cheaply whether anything was dropped at all.  The area is read-only and
+ * len may not exceed KVMM_STATUS_SIZE(pages) rounded up to the page size.
+ */
+#define KVMM_STATUS_OFFSET	_BITULL(42)
+#define KVMM_STATUS_MAGIC	0x6b767374	/* "kvst" */
+#define KVMM_STATUS_SIZE(pages)	(sizeof(struct kvmm_pool_status) + 4 * (pages))
+
+/**
+ * struct kvmm_pool_status - head of the status area (read-only)
+ * @magic: KVMM_STATUS_MAGIC
+ * @version: 1
+ * @gen_offset: byte offset of the __u32 generations from the area's start
+ * @__reserved0: 0
+ * @pages: pool pages (entries in the generation array)
+ * @seq: bumped after every drop, after the generations it changed
+ * @dropped: pool pages dropped, ever
+ * @__reserved: 0
+ */
+struct kvmm_pool_status {
+	__u32 magic;
+	__u32 version;
+	__u32 gen_offset;
+	__u32 __reserved0;
+	__aligned_u64 pages;
+	__aligned_u64 seq;
+	__aligned_u64 dropped;
+	__aligned_u64 __reserved[3];
+};
 
 #endif /* _UAPI_KVMM_H */

@@ -106,6 +106,12 @@ static void prep_populate(struct abi_ctx *ctx, void *p)
 	((struct kvmm_pool_populate *)p)->count = 1;
 }
 
+static void prep_eventfd(struct abi_ctx *ctx, void *p)
+{
+	(void)ctx;
+	((struct kvmm_pool_eventfd *)p)->fd = -1;
+}
+
 #define END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 #define RSV(type, field) \
 	.reserved = offsetof(type, field), .reserved_len = sizeof(((type *)0)->field)
@@ -203,6 +209,16 @@ FIXTURE_VARIANT_ADD(abi, pool_set_residency){
 	.min_size = END(struct kvmm_pool_residency, pages),
 	.on_pool = 1,
 	.idempotent = 1,
+};
+
+FIXTURE_VARIANT_ADD(abi, pool_set_eventfd){
+	.cmd = KVMM_IOC_POOL_SET_EVENTFD,
+	.size = sizeof(struct kvmm_pool_eventfd),
+	.min_size = END(struct kvmm_pool_eventfd, __reserved),
+	.on_pool = 1,
+	RSV(struct kvmm_pool_eventfd, __reserved),
+	.idempotent = 1,
+	.prepare = prep_eventfd,
 };
 
 FIXTURE_SETUP(abi)
@@ -347,6 +363,20 @@ TEST_F(abi, wrong_kind_of_fd)
 	prepare(&self->ctx, variant, self->buf);
 	memcpy(self->buf, &(uint32_t){(uint32_t)variant->size}, 4);
 	EXPECT_EQ(vmt_ioctl(other, variant->cmd, self->buf), -ENOTTY);
+}
+
+TEST_F(abi, minimum_size_works)
+{
+	long r;
+
+	prepare(&self->ctx, variant, self->buf);
+	r = issue(&self->ctx, variant, self->buf, (uint32_t)variant->min_size);
+	EXPECT_GE(r, 0);
+	/* nothing is written past the size the caller gave */
+	for (size_t i = variant->min_size; i < variant->size; i++)
+		ASSERT_EQ(self->buf[i], 0);
+	if (variant->cleanup)
+		variant->cleanup(&self->ctx, r);
 }
 
 TEST_F(abi, announced_by_get_info)
