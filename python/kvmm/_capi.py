@@ -31,7 +31,25 @@ ATTACH_AUTO, ATTACH_ALIAS, ATTACH_COPY = 0, 1, 2
 EVICT_REASONS = ("pressure", "cap", "explicit")
 
 
+# Spare zero bytes after every struct handed to libkvmm: structs only grow
+# at their end (kvmm.h's rule), so a newer library reads zeros (defaults)
+# past an older binding's config and writes its extra stats into the slack,
+# never past the buffer.  (tests/python/test_abi.py still flags the drift.)
+SLACK = 256
+
+
 class Struct(Structure):
+    @classmethod
+    def new(cls, *args, **kw):
+        """An instance inside a zeroed buffer SLACK bytes longer than the struct."""
+        buf = (ctypes.c_char * (ctypes.sizeof(cls) + SLACK))()
+        obj = cls.from_buffer(buf)
+        obj._slack_buf = buf  # (from_buffer keeps it alive too; this names it)
+        if args or kw:
+            init = cls(*args, **kw)  # (held: memmove must not read a freed temporary)
+            ctypes.memmove(ctypes.addressof(obj), ctypes.addressof(init), ctypes.sizeof(cls))
+        return obj
+
     def to_dict(self):
         out = {}
         for name, _ in self._fields_:

@@ -61,8 +61,8 @@ def tokens_array(tokens, name="tokens"):
         mv = memoryview(tokens)
     except TypeError:
         mv = None
-    if mv is not None and mv.ndim == 1 and mv.itemsize == 4 and mv.format in ("I", "L", "=I", "<I") \
-            and mv.c_contiguous:
+    if (mv is not None and mv.ndim == 1 and mv.itemsize == 4 and mv.c_contiguous
+            and mv.format in ("I", "L", "=I", "<I")):
         return (ctypes.c_uint32 * len(mv)).from_buffer_copy(mv)
     try:
         a = array.array("I", tokens)

@@ -30,7 +30,7 @@ class Backend(Owner):
         self._h = None
         if kind not in _KINDS:
             raise ValueError(f"kind: {kind!r} is not one of {', '.join(_KINDS)}")
-        cfg = _capi.BackendConfig(_KINDS[kind], int(device),
+        cfg = _capi.BackendConfig.new(_KINDS[kind], int(device),
                                   _capi.BACKEND_HUGETLB if hugetlb else 0,
                                   u64("page_size", page_size))
         if device < 0:
@@ -74,7 +74,7 @@ class Backend(Owner):
     def stats(self):
         """Call counters by kind: {"calls": {op: n}, "errors": ..., "time_ns": ...,
         "pages_live": n, "va_reserved_bytes": n}."""
-        st = _capi.BackendStats()
+        st = _capi.BackendStats.new()
         check(lib.kvmm_backend_stats(self.handle, ctypes.byref(st)), "kvmm_backend_stats")
         return st.to_dict()
 

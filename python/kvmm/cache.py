@@ -55,7 +55,7 @@ class Cache(Owner):
             raise ValueError(f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
         if pressure is not None and not callable(pressure):
             raise TypeError("pressure: expected a callable(pages_needed)")
-        cfg = _capi.CacheConfig()
+        cfg = _capi.CacheConfig.new()
         cfg.shape = _capi.Shape(u32("num_layers", num_layers), u32("num_kv_heads", num_kv_heads),
                                 u32("head_dim", head_dim), dtypes.size(self.dtype))
         cfg.layout = LAYOUTS[layout]
@@ -83,7 +83,7 @@ class Cache(Owner):
             backend._unpin()
             raise
         self._h = h.value
-        info = _capi.CacheInfo()
+        info = _capi.CacheInfo.new()
         check(lib.kvmm_cache_get_info(self._h, ctypes.byref(info)), "kvmm_cache_get_info")
         self._info = info
         self.num_layers = info.shape.num_layers
@@ -167,7 +167,7 @@ class Cache(Owner):
         return KVView(self, layer, kv_index(kv), self._cview(layer, kv))
 
     def _cview(self, layer, kv):
-        v = _capi.View()
+        v = _capi.View.new()
         check(lib.kvmm_cache_view(self.handle, u32("layer", layer), kv_index(kv),
                                   ctypes.byref(v)), "kvmm_cache_view",
               f"layer {layer} of {self.num_layers}")
@@ -184,7 +184,7 @@ class Cache(Owner):
 
     def stats(self):
         """A consistent snapshot of the counters (kvmm_cache_stats) as a dict."""
-        st = _capi.CacheStats()
+        st = _capi.CacheStats.new()
         check(lib.kvmm_cache_stats(self.handle, ctypes.byref(st)), "kvmm_cache_stats")
         return st.to_dict()
 
@@ -225,7 +225,7 @@ class Cache(Owner):
                      "kvmm_prefix_evict")
 
     def prefix_stats(self):
-        st = _capi.PrefixStats()
+        st = _capi.PrefixStats.new()
         check(lib.kvmm_prefix_stats(self.handle, ctypes.byref(st)), "kvmm_prefix_stats")
         return st.to_dict()
 
@@ -292,7 +292,7 @@ class Sequence(Closing):
         self.cache.step([(self, new_len)])
 
     def stats(self):
-        st = _capi.SeqStats()
+        st = _capi.SeqStats.new()
         check(lib.kvmm_seq_stats(self.cache.handle, self.slot, ctypes.byref(st)),
               "kvmm_seq_stats")
         return st.to_dict()

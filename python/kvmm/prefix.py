@@ -24,7 +24,7 @@ class Namespace:
         self.tenant_salt = u64("tenant_salt", tenant_salt)
 
     def _c(self):
-        return _capi.Ns(self.model_id, self.adapter_id, self.tenant_salt)
+        return _capi.Ns.new(self.model_id, self.adapter_id, self.tenant_salt)
 
     def __eq__(self, other):
         return isinstance(other, Namespace) and self._key() == other._key()
@@ -85,8 +85,9 @@ class PrefixMatch(Closing):
 
 
 def enable(cache, policy, attach, admit_hits, max_bytes):
-    cfg = _capi.PrefixConfig(_mode(POLICIES, "policy", policy), _mode(ATTACH, "attach", attach),
-                             u32("admit_hits", admit_hits), 0, u64("max_bytes", max_bytes))
+    cfg = _capi.PrefixConfig.new(_mode(POLICIES, "policy", policy),
+                                 _mode(ATTACH, "attach", attach), u32("admit_hits", admit_hits),
+                                 0, u64("max_bytes", max_bytes))
     check(lib.kvmm_prefix_enable(cache.handle, ctypes.byref(cfg)), "kvmm_prefix_enable")
 
 

@@ -20,7 +20,8 @@ CONSTANTS = {
     "KVMM_BACKEND_AUTO": _capi.BACKEND_AUTO, "KVMM_BACKEND_HOST": _capi.BACKEND_HOST,
     "KVMM_BACKEND_CUDA": _capi.BACKEND_CUDA, "KVMM_BACKEND_NULL": _capi.BACKEND_NULL,
     "KVMM_BACKEND_HUGETLB": _capi.BACKEND_HUGETLB,
-    "KVMM_LAYOUT_DEFAULT": _capi.LAYOUT_DEFAULT, "KVMM_LAYOUT_LAYER_MAJOR": _capi.LAYOUT_LAYER_MAJOR,
+    "KVMM_LAYOUT_DEFAULT": _capi.LAYOUT_DEFAULT,
+    "KVMM_LAYOUT_LAYER_MAJOR": _capi.LAYOUT_LAYER_MAJOR,
     "KVMM_LAYOUT_TOKEN_MAJOR": _capi.LAYOUT_TOKEN_MAJOR,
     "KVMM_LAYOUT_PAGE_MAJOR": _capi.LAYOUT_PAGE_MAJOR,
     "KVMM_K": _capi.K, "KVMM_V": _capi.V, "KVMM_CACHE_NO_MAPPER": _capi.CACHE_NO_MAPPER,
@@ -105,6 +106,20 @@ def test_prototypes_match_declarations():
         elif decl[name] != len(args):
             bad.append(f"{name}: {decl[name]} parameters in kvmm.h, {len(args)} bound")
     assert not bad, "; ".join(bad)
+
+
+def test_structs_passed_with_slack():
+    """Structs handed to libkvmm sit in zeroed buffers with room to grow, so a
+    newer library's extra trailing fields read zeros and write no further."""
+    import ctypes
+    for cls in _capi.STRUCTS.values():
+        obj = cls.new()
+        base = obj._slack_buf
+        assert ctypes.addressof(base) == ctypes.addressof(obj)
+        assert ctypes.sizeof(base) == ctypes.sizeof(cls) + _capi.SLACK, cls
+        assert bytes(base) == bytes(len(bytes(base)))
+    ns = _capi.Ns.new(1, 2, 3)
+    assert (ns.model_id, ns.adapter_id, ns.tenant_salt) == (1, 2, 3)
 
 
 def test_every_public_function_is_bound():
