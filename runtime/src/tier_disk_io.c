@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cache_internal.h"
 #include "tier_disk_internal.h"
 
 #if defined(__has_include)
@@ -162,14 +162,6 @@ static int create_segment(struct tier_disk *d, uint32_t idx)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* A free slot for a put: a free one, one of a new segment, or the coldest
  * leaf's.  Called with the lock held; may drop it to create a segment. */
 static int alloc_slot(struct tier_disk *d, uint32_t *slot)
@@ -181,7 +173,7 @@ static int alloc_slot(struct tier_disk *d, uint32_t *slot)
 			*slot = d->free_slots[--d->nfree];
 			return 0;
 		}
-		if (d->nsegs_live < d->max_segs && now_ns() >= d->seg_retry_ns) {
+		if (d->nsegs_live < d->max_segs && kvmm_now_ns() >= d->seg_retry_ns) {
 			for (idx = 0; idx < d->max_segs && d->segs[idx].fd >= 0; idx++)
 				;
 		}
@@ -194,7 +186,7 @@ static int alloc_slot(struct tier_disk *d, uint32_t *slot)
 			if (!ret)
 				continue;
 			/* try again in a second, not on every put */
-			d->seg_retry_ns = now_ns() + 1000000000ull;
+			d->seg_retry_ns = kvmm_now_ns() + 1000000000ull;
 			if (ret == -ENOSPC || ret == -EDQUOT) {
 				/* The filesystem is full: live within what exists. */
 				d->st.err_nospace++;

@@ -24,9 +24,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "cache_internal.h"
 #include "tier_disk_internal.h"
 
 #define SCAN_MEM (64ull << 20) /* buffer memory of one wave */
@@ -36,14 +36,6 @@ struct wave {
 	pthread_cond_t c;
 	uint32_t left;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void wave_done(struct tier_disk_op *op)
 {
@@ -254,7 +246,7 @@ static void build_index(struct tier_disk *d, uint32_t *tmp)
 /* Read through the tier: the segment headers, then phase A and B. */
 int disk_scan(struct tier_disk *d)
 {
-	uint64_t t0 = now_ns(), nslots = (uint64_t)d->max_segs * d->slots_per_seg;
+	uint64_t t0 = kvmm_now_ns(), nslots = (uint64_t)d->max_segs * d->slots_per_seg;
 	uint32_t wave = 4 * d->depth, nlive = 0, ncand = 0;
 	struct tier_disk_op *ops, **opp;
 	uint32_t *live, *cand;
@@ -351,6 +343,6 @@ out:
 	free(opp);
 	free(live);
 	free(cand);
-	d->st.scan_ns = now_ns() - t0;
+	d->st.scan_ns = kvmm_now_ns() - t0;
 	return ret;
 }
