@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config check liburing-dev libnuma-dev libxxhash-dev
 python3 python3-numpy python3-pip python3-pyflakes valgrind sparse clang-format gnuplot-nox
 qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
-xz-utils linux-source-6.1 numactl"
+xz-utils linux-source-6.1 numactl fio"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Group "tiers": the host pool's creation speed and the disk tier against
+ * the best the same disk does with other tools, in the same run:
+ *  - host_pool_create_gbps: a pinned (on CUDA) pool on the GPU's node,
+ *    created by the host tier (map, mbind, parallel pre-touch, chunked
+ *    registration); baseline: the same with one thread.
+ *  - disk_write_vs_fio / disk_read_vs_fio: records stored and read back
+ *    (checksums verified) by the disk tier, against fio --ioengine=io_uring
+ *    --direct=1 with the same block size and queue depth on a file of the
+ *    same size in the same directory; where fio is not installed (the GPU
+ *    machine), against a plain io_uring loop (fixed buffers and file, same
+ *    depth and block size), which is also reported everywhere.
+ *  - spill_vs_memcpy / restore_vs_memcpy (CUDA machine): see bench_spill.c.
+ * KVMM_BENCH_DIR picks the disk directory (default /var/tmp).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "tier_disk.h"
+#include "tier_hash.h"
+#include "tier_host.h"
+#include "tier_record.h"
+
+#define IO_BYTES (1u << 20)
+#define DEPTH	 64u
+#define PAYLOAD	 (2u << 20) /* one 2 MiB block */
+
+/* ---- host pool ----------------------------------------------------------- */
+
+static int pool_create_gbps(struct kvmm_backend *be, uint64_t bytes, uint32_t threads,
+			    uint32_t flags, double *gbps)
+{
+	struct tier_host_config cfg = {.bytes = bytes,
+				       .slot_bytes = PAYLOAD + 4096,
+				       .numa_node = TIER_NODE_OF_GPU,
+				       .threads = threads,
+				       .flags = flags,
+				       .be = be};
+	struct tier_host_stats st;
+	struct tier_host *h;
+	int ret = tier_host_create(&cfg, &h);
+
+	if (ret)
+		return ret;
+	tier_host_get_stats(h, &st);
+	*gbps = (double)st.bytes / (double)st.create_ns;
+	tier_host_destroy(h);
+	return 0;
+}
+
+static int bench_host_pool(struct bench_ctx *ctx, struct kvmm_backend *be)
+{
+	uint64_t bytes = ctx->quick ? (512ull << 20) : (4ull << 30);
+	double par, one, thp;
+	int ret;
+
+	bench_header("tiers: host pool creation (map + mbind + pre-touch + register)");
+	ret = pool_create_gbps(be, bytes, 1, 0, &one);
+	if (!ret)
+		ret = pool_create_gbps(be, bytes, 0, 0, &par);
+	if (!ret)
+		ret = pool_create_gbps(be, bytes, 0, TIER_HOST_THP, &thp);
+	if (ret)
+		return ret;
+	bench_result(ctx, "tiers-host-pool", "host_pool_create_gbps", par, "GB/s", "one_thread",
+		     one);
+	bench_result(ctx, "tiers-host-pool", "host_pool_create_thp_gbps", thp, "GB/s",
+		     "one_thread", one);
+	return 0;
+}
+
+/* ---- disk: fio and a plain io_uring loop -------------------------------- */
+
+/* fio's bandwidth in bytes/s for rw on file, or -1 when fio is missing. */
+static double run_fio(const char *file, uint64_t size, const char *rw)
+{
+	char cmd[1024], line[512];
+	double bw = -1;
+	int in_section = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "fio --name=kvmm --filename=%s --size=%llu --bs=%u --iodepth=%u --rw=%s "
+		 "--direct=1 --ioengine=io_uring --fixedbufs --registerfiles --numjobs=1 "
+		 "--output-format=json 2>/dev/null",
+		 file, (unsigned long long)size, IO_BYTES, DEPTH, rw);
+	p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	/* "read": { ... "bw_bytes" : N, ...}; take the section named rw */
+	while (fgets(line, sizeof(line), p)) {
+		char *q;
+
+		if (strstr(line, "\"read\" : {"))
+			in_section = !strcmp(rw, "read");
+		else if (strstr(line, "\"write\" : {"))
+			in_section = !strcmp(rw, "write");
+		else if (strstr(line, "\"trim\" : {") || strstr(line, "\"sync\" : {"))
+			in_section = 0;
+		if (in_section && bw < 0 && (q = strstr(line, "\"bw_bytes\" : ")))
+			bw = strtod(q + 13, NULL);
+	}
+	if (pclose(p) != 0)
+		return -1;
+	return bw;
+}
+
+/* The best plain loop: QD deep fixed-buffer O_DIRECT requests of IO_BYTES
+ * over the whole file, resubmitted as they complete.  Bytes/s. */
+static double uring_loop(int fd, uint64_t size, bool write)
+{
+	struct io_uring ring;
+	struct iovec iov;
+	uint64_t next = 0, done = 0, t0;
+	unsigned int inflight = 0;
+	char *buf;
+	double bw = -1;
+
+	buf = mmap(NULL, (size_t)DEPTH * IO_BYTES, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED)
+		return -1;
+	memset(buf, 0x5a, (size_t)DEPTH * IO_BYTES);
+	iov.iov_base = buf;
+	iov.iov_len = (size_t)DEPTH * IO_BYTES;
+	if (io_uring_queue_init(DEPTH * 2, &ring, 0))
+		goto out_buf;
+	if (io_uring_register_buffers(&ring, &iov, 1) || io_uring_register_files(&ring, &fd, 1))
+		goto out;
+	t0 = bench_now_ns();
+	while (done < size) {
+		struct io_uring_cqe *cqe;
+
+		while (inflight < DEPTH && next < size) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			char *b = buf + (size_t)(next / IO_BYTES % DEPTH) * IO_BYTES;
+
+			if (write)
+				io_uring_prep_write_fixed(sqe, 0, b, IO_BYTES, next, 0);
+			else
+				io_uring_prep_read_fixed(sqe, 0, b, IO_BYTES, next, 0);
+			sqe->flags |= IOSQE_FIXED_FILE;
+			next += IO_BYTES;
+			inflight++;
+		}
+		if (io_uring_submit_and_wait(&ring, 1) < 0)
+			goto out;
+		while (!io_uring_peek_cqe(&ring, &cqe)) {
+			if (cqe->res != (int)IO_BYTES)
+				goto out;
+			io_uring_cqe_seen(&ring, cqe);
+			inflight--;
+			done += IO_BYTES;
+		}
+	}
+	bw = (double)size / ((double)(bench_now_ns() - t0) / 1e9);
+out:
+	io_uring_queue_exit(&ring);
+out_buf:
+	munmap(buf, (size_t)DEPTH * IO_BYTES);
+	return bw;
+}
+
+/* A window of nbuf operations kept in flight: each completion starts the
+ * next record (from the I/O thread, as a spill or prefetch pipeline does). */
+struct window {
+	struct tier_disk *d;
+	enum tier_disk_opkind kind;
+	char *pool;
+	uint64_t rec_bytes;
+	const uint64_t *keys;
+	uint64_t *phash;
+	uint32_t n, next, nbuf, pass;
+	struct tier_disk_op *ops;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	uint32_t finished;
+	int err;
+};
+
+static void win_start(struct window *w, uint32_t k, uint32_t i);
+
+static void win_done(struct tier_disk_op *op)
+{
+	struct window *w = op->arg;
+	uint32_t k = (uint32_t)(op - w->ops), i;
+
+	pthread_mutex_lock(&w->m);
+	if (op->result && !w->err)
+		w->err = op->result;
+	i = w->next < w->n && !w->err ? w->next++ : UINT32_MAX;
+	if (i == UINT32_MAX) {
+		w->finished++;
+		pthread_cond_signal(&w->c);
+	}
+	pthread_mutex_unlock(&w->m);
+	if (i != UINT32_MAX)
+		win_start(w, k, i);
+}
+
+/* Start record i in buffer k. */
+static void win_start(struct window *w, uint32_t k, uint32_t i)
+{
+	char *buf = w->pool + (size_t)k * w->rec_bytes;
+	struct tier_disk_op *op = &w->ops[k];
+	int ret = 0;
+
+	if (w->kind == TIER_DISK_PUT) {
+		/* a new header (new token ids, new key) over the same payload,
+		 * whose hash is known: what sealing a spilled block costs
+		 * once its payload hash is in */
+		uint32_t tokens[16] = {i, w->pass};
+		struct tier_rec r = {.key = w->keys[i],
+				     .parent = 1,
+				     .ntokens = 16,
+				     .payload_bytes = PAYLOAD,
+				     .payload_hash = w->phash[k]};
+
+		ret = tier_rec_encode(buf, w->rec_bytes, &r, tokens);
+	}
+	*op = (struct tier_disk_op){.kind = w->kind,
+				    .key = w->keys[i],
+				    .buf = buf,
+				    .len = w->rec_bytes,
+				    .done = win_done,
+				    .arg = w};
+	if (!ret)
+		ret = tier_disk_submit(w->d, &op, 1);
+	if (ret) {
+		op->result = ret;
+		win_done(op);
+	}
+}
+
+static int win_run(struct window *w, enum tier_disk_opkind kind, double *bw)
+{
+	uint64_t t0 = bench_now_ns();
+	uint32_t first = w->n < w->nbuf ? w->n : w->nbuf;
+
+	w->kind = kind;
+	w->next = first;
+	w->finished = 0;
+	w->err = 0;
+	for (uint32_t k = 0; k < first; k++)
+		win_start(w, k, k);
+	pthread_mutex_lock(&w->m);
+	while (w->finished < first)
+		pthread_cond_wait(&w->c, &w->m);
+	pthread_mutex_unlock(&w->m);
+	*bw = (double)w->n * w->rec_bytes / ((double)(bench_now_ns() - t0) / 1e9);
+	return w->err;
+}
+
+/* The disk tier, open on dir with room for exactly n records of one 2 MiB
+ * block (so later passes overwrite earlier ones, as a full cache does). */
+static int tier_open(struct window *w, const char *dir, uint32_t n)
+{
+	uint64_t pool_bytes = (uint64_t)w->nbuf * w->rec_bytes;
+	struct tier_disk_config cfg = {.dir = dir,
+				       .capacity_bytes = ((n + 63) / 64) * (4096 + 64 * w->rec_bytes),
+				       .segment_bytes = 4096 + 64 * w->rec_bytes,
+				       .slot_bytes = w->rec_bytes,
+				       .queue_depth = DEPTH,
+				       .io_bytes = IO_BYTES,
+				       .flags = TIER_DISK_DISCARD};
+	struct iovec iov;
+
+	w->pool = mmap(NULL, pool_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (w->pool == MAP_FAILED)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < w->nbuf; k++)
+		memset(w->pool + (size_t)k * w->rec_bytes + 4096, (int)k + 1, PAYLOAD);
+	iov.iov_base = w->pool;
+	iov.iov_len = pool_bytes;
+	cfg.bufs = &iov;
+	cfg.nbufs = 1;
+	return tier_disk_open(&cfg, &w->d);
+}
+
+/* One pass: n new records (keys of pass p) written, then read back and
+ * verified. */
+static int tier_pass(struct window *w, uint64_t *keys, uint32_t p, double *wbw, double *rbw)
+{
+	uint32_t tokens[16] = {0};
+	int ret;
+
+	for (uint32_t i = 0; i < w->n; i++) {
+		tokens[0] = i;
+		tokens[1] = p;
+		keys[i] = tier_key_next(1, tokens, 16);
+	}
+	/* the last pass's gets left other records' payloads in the buffers */
+	for (uint32_t k = 0; k < w->nbuf; k++)
+		w->phash[k] = tier_hash_payload(w->pool + (size_t)k * w->rec_bytes + 4096, PAYLOAD,
+						TIER_HASH_CHUNK_SHIFT);
+	w->keys = keys;
+	w->pass = p;
+	ret = win_run(w, TIER_DISK_PUT, wbw);
+	if (!ret)
+		ret = win_run(w, TIER_DISK_GET, rbw);
+	return ret;
+}
+
+#define REPS 5
+
+/* On this project's virtual disks one run of fio varies by +-30%: every
+ * contender runs REPS times, interleaved, on blocks written before (no
+ * first-write extent conversion in anyone's numbers), and medians count. */
+static int disk_runs(const char *dir, const char *file, uint32_t n, int reps, double res[6][REPS])
+{
+	uint64_t size = (uint64_t)n * tier_rec_bytes(16, PAYLOAD) / IO_BYTES * IO_BYTES;
+	uint64_t phash[DEPTH / 2], *keys = calloc(n, sizeof(*keys));
+	struct window w = {.nbuf = DEPTH / 2,
+			   .n = n,
+			   .rec_bytes = tier_rec_bytes(16, PAYLOAD),
+			   .phash = phash,
+			   .pool = MAP_FAILED};
+	double x, y;
+	int fd, ret;
+
+	w.ops = calloc(w.nbuf, sizeof(*w.ops));
+	pthread_mutex_init(&w.m, NULL);
+	pthread_cond_init(&w.c, NULL);
+	fd = open(file, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	ret = fd < 0 ? -errno : (!keys || !w.ops) ? -ENOMEM : 0;
+	if (!ret && fallocate(fd, 0, 0, (off_t)size))
+		ret = -errno;
+	if (!ret)
+		ret = tier_open(&w, dir, n);
+	/* warm-up: every block written once */
+	if (!ret && uring_loop(fd, size, true) < 0)
+		ret = -EIO;
+	if (!ret)
+		ret = tier_pass(&w, keys, 0, &x, &y);
+	for (int r = 0; r < reps && !ret; r++) {
+		res[0][r] = uring_loop(fd, size, true);
+		res[1][r] = uring_loop(fd, size, false);
+		res[2][r] = run_fio(file, size, "write");
+		res[3][r] = run_fio(file, size, "read");
+		ret = tier_pass(&w, keys, (uint32_t)r + 1, &res[4][r], &res[5][r]);
+		if (!ret && (res[0][r] < 0 || res[1][r] < 0))
+			ret = -EIO;
+	}
+	if (w.d)
+		tier_disk_close(w.d);
+	if (fd >= 0)
+		close(fd);
+	unlink(file);
+	if (w.pool != MAP_FAILED)
+		munmap(w.pool, (uint64_t)w.nbuf * w.rec_bytes);
+	pthread_cond_destroy(&w.c);
+	pthread_mutex_destroy(&w.m);
+	free(w.ops);
+	free(keys);
+	return ret;
+}
+
+static int bench_disk(struct bench_ctx *ctx)
+{
+	const char *base = getenv("KVMM_BENCH_DIR");
+	uint32_t n = ctx->quick ? 128 : 512; /* records: 256 MiB or 1 GiB */
+	int reps = ctx->quick ? 1 : REPS;
+	double res[6][REPS], m[6];
+	char dir[512], file[600], cmd[700];
+	int fd, ret;
+
+	snprintf(dir, sizeof(dir), "%s/kvmm-bench-XXXXXX", base ? base : "/var/tmp");
+	if (!mkdtemp(dir))
+		return -errno;
+	snprintf(file, sizeof(file), "%s/baseline.dat", dir);
+	fd = open(file, O_RDWR | O_CREAT | O_DIRECT, 0600);
+	if (fd < 0) {
+		printf("SKIP tiers disk: %s refuses O_DIRECT\n", dir);
+		rmdir(dir);
+		return 0;
+	}
+	close(fd);
+	ret = disk_runs(dir, file, n, reps, res);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) && !ret)
+		ret = -EIO;
+	if (ret)
+		return ret;
+	for (int i = 0; i < 6; i++)
+		m[i] = bench_median(res[i], reps) / 1e9;
+	bench_header("tiers: disk tier vs fio / a plain io_uring loop (1 MiB, QD 64, O_DIRECT, "
+		     "median of interleaved runs)");
+	if (m[2] > 0 && m[3] > 0) {
+		bench_result(ctx, "tiers-disk", "disk_write_vs_fio", m[4], "GB/s", "fio_io_uring",
+			     m[2]);
+		bench_result(ctx, "tiers-disk", "disk_read_vs_fio", m[5], "GB/s", "fio_io_uring",
+			     m[3]);
+	} else {
+		/* no fio here: the metric against the best plain loop */
+		bench_result(ctx, "tiers-disk", "disk_write_vs_fio", m[4], "GB/s", "io_uring_loop",
+			     m[0]);
+		bench_result(ctx, "tiers-disk", "disk_read_vs_fio", m[5], "GB/s", "io_uring_loop",
+			     m[1]);
+	}
+	bench_result(ctx, "tiers-disk", "disk_write_vs_uring_loop", m[4], "GB/s", "io_uring_loop",
+		     m[0]);
+	bench_result(ctx, "tiers-disk", "disk_read_vs_uring_loop", m[5], "GB/s", "io_uring_loop",
+		     m[1]);
+	return 0;
+}
+
+static int run_tiers(struct bench_ctx *ctx)
+{
+	struct kvmm_backend_config cfg = {.type = KVMM_BACKEND_AUTO};
+	struct kvmm_backend *be;
+	int ret = kvmm_backend_open(&cfg, &be);
+
+	if (ret)
+		return ret;
+	ret = bench_host_pool(ctx, be);
+	if (!ret)
+		ret = bench_disk(ctx);
+	kvmm_backend_close(be);
+	return ret;
+}
+
+BENCH_GROUP(tiers, "host pool creation, disk tier vs fio, spill/restore vs memcpy", run_tiers);
