@@ -12,6 +12,21 @@ typedef CUresult (*get_proc_v2_fn)(const char *, void **, int, cuuint64_t,
 				   CUdriverProcAddressQueryResult *);
 typedef CUresult (*get_proc_v1_fn)(const char *, void **, int, cuuint64_t);
 
+/*
+ * The CUDA version whose ABI of a function matches the cuda.h prototype its
+ * field is typed with.  cuGetProcAddress hands out the newest variant up to
+ * the version asked for, and CUDA 13.0 gave cuCtxSynchronize a context
+ * argument (cudaTypedefs.h: PFN_cuCtxSynchronize_v13000) that the plain
+ * prototype in cuda.h does not have: calling that variant with no argument
+ * fails with CUDA_ERROR_CONTEXT_IS_DESTROYED.  Every other function kvmm uses
+ * has the same signature in its newest variant (checked against
+ * cudaTypedefs.h of CUDA 13.0).
+ */
+static int abi_version(const char *name)
+{
+	return strcmp(name, "cuCtxSynchronize") ? CUDA_VERSION : 12000;
+}
+
 int kvmm_cuda_driver_load(struct kvmm_cuda_driver *drv, char *errbuf, size_t errlen)
 {
 	get_proc_v2_fn get2;
@@ -33,17 +48,18 @@ int kvmm_cuda_driver_load(struct kvmm_cuda_driver *drv, char *errbuf, size_t err
 	}
 
 	/* Ask for the ABI of the headers we compiled against. */
-#define KVMM_CUDA_RESOLVE(name)                                                                 \
-	do {                                                                                    \
-		void *p = NULL;                                                                 \
-		CUresult r =                                                                    \
-			get2 ? get2(#name, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, NULL) \
-			     : get1(#name, &p, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT);      \
-		if (r != CUDA_SUCCESS || !p) {                                                  \
-			missing = #name;                                                        \
-			goto fail;                                                              \
-		}                                                                               \
-		*(void **)&drv->name = p;                                                       \
+#define KVMM_CUDA_RESOLVE(name)                                                                  \
+	do {                                                                                     \
+		void *p = NULL;                                                                  \
+		CUresult r =                                                                     \
+			get2 ? get2(#name, &p, abi_version(#name), CU_GET_PROC_ADDRESS_DEFAULT,  \
+				    NULL)                                                        \
+			     : get1(#name, &p, abi_version(#name), CU_GET_PROC_ADDRESS_DEFAULT); \
+		if (r != CUDA_SUCCESS || !p) {                                                   \
+			missing = #name;                                                         \
+			goto fail;                                                               \
+		}                                                                                \
+		*(void **)&drv->name = p;                                                        \
 	} while (0);
 	KVMM_CUDA_FUNCS(KVMM_CUDA_RESOLVE)
 #undef KVMM_CUDA_RESOLVE
