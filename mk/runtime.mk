@@ -13,9 +13,9 @@ ifneq ($(KERNEL_SRCS),)
 # driver, so libkvmm has no link-time dependency on CUDA at all.
 RT_OBJS += $(B)/kernels/kvmm_kernels_image.o
 CPPFLAGS += -DKVMM_HAVE_KERNELS=1
-$(B)/kernels/kvmm_kernels.fatbin: $(KERNEL_SRCS) $(wildcard kernels/*.cuh) runtime/include/kvmm.h
+$(B)/kernels/kvmm_kernels.fatbin: $(KERNEL_SRCS) $(wildcard kernels/*.cuh kernels/*.h) runtime/include/kvmm.h
 	@mkdir -p $(dir $@)
-	$(Q)$(NVCC) -fatbin $(NVCC_ARCH) -O3 -std=c++17 -Iruntime/include -Ikernels --use_fast_math=false \
+	$(Q)$(NVCC) -fatbin $(NVCC_ARCH) -O3 -std=c++17 -Iruntime/include -Ikernels \
 		-o $@ kernels/kvmm_kernels.cu
 $(B)/kernels/kvmm_kernels_image.o: $(B)/kernels/kvmm_kernels.fatbin scripts/embed.sh
 	$(Q)scripts/embed.sh $< kvmm_kernels_image $(B)/kernels/kvmm_kernels_image.c
