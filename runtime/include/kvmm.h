@@ -487,9 +487,132 @@ struct kvmm_prefix_stats {
 int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
 
 /* ------------------------------------------------------------------------
- * Attention kernels (CUDA backend; -ENOTSUP elsewhere).  Declared by the
- * kernels work: see "kvmm_attn_*" below when present.
+ * Kernels: decode attention over kvmm views, a paged baseline, and the
+ * pack/unpack kernels of the tier path (docs/kernels.md).
+ *
+ * CUDA backend only: kvmm_kernels_open() gives -ENOTSUP on another backend
+ * or when libkvmm was built without nvcc.  The kernels run in the device's
+ * primary context (the one PyTorch and the CUDA runtime use), so they take
+ * PyTorch tensors' data pointers and streams as they are.  Every launch is
+ * asynchronous on the given stream (a CUstream; 0 = the legacy default
+ * stream); a bad argument is -EINVAL before anything is launched, a launch
+ * failure -errno with the CUDA error in kvmm_kernels_last_error(), and a
+ * fault inside a kernel surfaces as a CUDA error at the next synchronize.
  * ---------------------------------------------------------------------- */
+enum kvmm_dtype {
+	KVMM_DTYPE_FP16 = 1,
+	KVMM_DTYPE_BF16 = 2,
+};
+
+struct kvmm_kernels;
+
+/*
+ * Load the kernels on be's device and allocate their workspace (~17 MiB).
+ * be must be a CUDA backend and outlive *out.  One kvmm_kernels object
+ * serves one caller at a time: its attention workspace is reused by every
+ * launch, so give each concurrently used stream its own object.
+ * Thread-safe.
+ */
+int kvmm_kernels_open(struct kvmm_backend *be, struct kvmm_kernels **out);
+/* Free the workspace and unload; NULL is a no-op.  Waits for the device.
+ * Single caller. */
+void kvmm_kernels_close(struct kvmm_kernels *k);
+/* Text of the last error of k ("" if none): the argument at fault or the
+ * CUDA error string.  Single caller. */
+const char *kvmm_kernels_last_error(const struct kvmm_kernels *k);
+
+/*
+ * Decode attention: for each batch entry i, query heads [0, num_q_heads)
+ * attend over tokens [0, seq_lens[i]) of the KV (the new token's K and V
+ * already written: decode is causal by construction).  Query head h reads
+ * KV head h / (num_q_heads / num_kv_heads) (GQA, any ratio; MHA and MQA
+ * included).  out = softmax(scale * q K^T) V in fp32, rounded to dtype.
+ * A sequence of length 0 gives zeros; one longer than max_len or whose
+ * slot is out of range gives NaNs (the device cannot return an error).
+ */
+struct kvmm_attn_params {
+	uint32_t batch;	      /* 1..65535 */
+	uint32_t num_q_heads; /* a multiple of the KV heads */
+	uint32_t head_dim;    /* 64 or 128 */
+	uint32_t dtype;	      /* enum kvmm_dtype of q, out, K and V */
+	uint32_t max_len;     /* >= every seq_lens[i]; sizes the split */
+	uint32_t num_splits;  /* 0: chosen per launch; else 1..128 (tuning) */
+	float scale;	      /* softmax scale; 0: 1 / sqrt(head_dim) */
+	uint32_t flags;	      /* must be 0 */
+	uint64_t q;	      /* device [batch][num_q_heads][head_dim], 16-aligned */
+	uint64_t q_stride;    /* elements between batch entries; 0: dense */
+	uint64_t out;	      /* device, same shape as q */
+	uint64_t out_stride;  /* elements between batch entries; 0: dense */
+	uint64_t seq_lens;    /* device int32[batch] */
+	uint64_t seq_ids;     /* device int32[batch]: view slot (sequence) of each
+			       * entry; 0: entry i reads slot i */
+};
+
+/* Over kvmm views (kvmm_cache_view() of one layer, or any memory described
+ * by the view formula): k and v must agree in heads, head_dim and slots;
+ * every address and stride must be 16-byte aligned.  Single caller per k. */
+int kvmm_attn_decode(struct kvmm_kernels *k, const struct kvmm_view *kv, const struct kvmm_view *vv,
+		     const struct kvmm_attn_params *p, uint64_t stream);
+
+/*
+ * The paged baseline (vLLM-style): K and V pools of num_blocks blocks, each
+ * [block_size][num_kv_heads][head_dim], and a block table: token t of entry
+ * i is in block block_table[i * table_stride + t / block_size].  Same kernel
+ * and split logic as kvmm_attn_decode(); only the page lookup differs.
+ * seq_ids must be 0.  Single caller per k.
+ */
+struct kvmm_paged_kv {
+	uint64_t k_pool;
+	uint64_t v_pool;
+	uint64_t block_table; /* device int32[batch][table_stride] */
+	uint32_t num_blocks;
+	uint32_t block_size; /* a multiple of 16 */
+	uint32_t num_kv_heads;
+	uint32_t table_stride; /* >= ceil(max_len / block_size) */
+};
+int kvmm_attn_decode_paged(struct kvmm_kernels *k, const struct kvmm_paged_kv *kv,
+			   const struct kvmm_attn_params *p, uint64_t stream);
+
+/*
+ * Pack/unpack for the tier path: gather runs of KV (whole pages, or one
+ * layer's run of tokens) into one staging buffer, and scatter them back.
+ * Without quantization the staging holds the runs' bytes, run after run
+ * (each run's start rounded up to 16 bytes), and the round trip is exact.
+ * With quantization every row of row_elems elements (one token of one head)
+ * is stored as 1-byte values plus one fp32 scale: data first (run after
+ * run, 16-aligned), then all scales (16-aligned).  Error of a restored
+ * element x' against x, amax = max |x| over its row, u = 2^-8 (bf16) or
+ * 2^-11 (fp16):
+ *   INT8:     |x' - x| <= amax / 254 + u |x'|
+ *   FP8 e4m3: |x' - x| <= max(|x| / 16, amax / 458752) + u |x'|
+ * (docs/kernels.md derives them).  The staging buffer may be device memory
+ * or mapped pinned host memory.
+ */
+enum kvmm_quant {
+	KVMM_QUANT_NONE = 0,
+	KVMM_QUANT_INT8 = 1,
+	KVMM_QUANT_FP8_E4M3 = 2,
+};
+
+struct kvmm_pack_run {
+	uint64_t addr;	/* device address in the cache, 16-aligned */
+	uint64_t bytes; /* a multiple of 16 (of 2 * row_elems when quantizing) */
+};
+
+struct kvmm_pack_params {
+	const struct kvmm_pack_run *runs; /* host array */
+	uint32_t nruns;
+	uint32_t quant;		/* enum kvmm_quant */
+	uint32_t dtype;		/* enum kvmm_dtype of the cache (quantized only) */
+	uint32_t row_elems;	/* 8..256, a power of two (quantized only) */
+	uint64_t staging;	/* device-accessible address, 16-aligned */
+	uint64_t staging_bytes; /* its size, at least kvmm_pack_size() */
+};
+/* Bytes of staging a pack needs, or -EINVAL.  Thread-safe. */
+int64_t kvmm_pack_size(const struct kvmm_pack_params *p);
+/* cache -> staging, and staging -> cache.  Single caller per k. */
+int kvmm_pack(struct kvmm_kernels *k, const struct kvmm_pack_params *p, uint64_t stream);
+int kvmm_unpack(struct kvmm_kernels *k, const struct kvmm_pack_params *p, uint64_t stream);
 
 #ifdef __cplusplus
 }

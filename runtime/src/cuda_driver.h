@@ -69,6 +69,12 @@
 	X(cuModuleGetFunction)           \
 	X(cuFuncSetAttribute)            \
 	X(cuLaunchKernel)                \
+	X(cuStreamBeginCapture)          \
+	X(cuStreamEndCapture)            \
+	X(cuGraphInstantiateWithFlags)   \
+	X(cuGraphLaunch)                 \
+	X(cuGraphExecDestroy)            \
+	X(cuGraphDestroy)                \
 	X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
 
 struct kvmm_cuda_driver {
