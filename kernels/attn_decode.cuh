@@ -442,15 +442,15 @@ KVMM_DEV void attn_decode(const kvmm_attn_kparams &p)
 		const int row = i / (D / 4), d4 = i % (D / 4);
 		float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
 		uint32_t s = 0;
-		for (; s + 8 <= nchunks; s += 8) { /* 8 loads in flight per thread */
-			float4 a[8];
+		for (; s + 16 <= nchunks; s += 16) { /* 16 loads in flight per thread */
+			float4 a[16];
 #pragma unroll
-			for (int u = 0; u < 8; u++)
+			for (int u = 0; u < 16; u++)
 				a[u] = kvmm_ld_cg4(
 					&wa[((item0 + s + u) * KVMM_ATTN_MTILE + row) * (D / 4) +
 					    d4]);
 #pragma unroll
-			for (int u = 0; u < 8; u++) {
+			for (int u = 0; u < 16; u++) {
 				const float wt = sm.w[row][s + u];
 				o.x += wt * a[u].x;
 				o.y += wt * a[u].y;

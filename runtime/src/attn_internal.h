@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 
+#include "cache_internal.h"
 #include "kernels/kvmm_kernels_abi.h"
 #include "kvmm.h"
 
@@ -22,7 +23,7 @@
  * H100, kernels/NOTES.md): loads then math, or loads of the next step in
  * flight during this step's math (the pipelined kernels). */
 #define KVMM_ATTN_STEP_US      1.6
-#define KVMM_ATTN_STEP_US_PIPE 1.0
+#define KVMM_ATTN_STEP_US_PIPE 1.15
 
 /*
  * How many blocks split one (sequence, KV head, m tile) group's context.
@@ -73,19 +74,20 @@ int kvmm_attn_check_params(const struct kvmm_attn_params *p, uint32_t num_kv_hea
 int kvmm_pack_layout(const struct kvmm_pack_params *p, uint64_t *data_off, uint64_t *row0,
 		     uint64_t *scale_off, uint64_t *total);
 
-/* KV of a model in one kvmm layout over one allocation (docs/layouts.md),
- * for the kernels' tests and benchmarks. */
+/* KV of a model in one kvmm layout over one plain allocation, with the
+ * caches' geometry (layout.c): for the kernels' tests and benchmarks. */
 struct kvmm_reflayout {
+	struct kvmm_geom g;
 	enum kvmm_layout layout;
 	uint32_t layers, heads, head_dim; /* KV heads */
 	uint32_t max_seqs, max_tokens;
 	uint64_t page;	    /* page size: 2 MiB in kvmm; tests use smaller pages
 			     * to get any number of tokens per page */
-	uint64_t bytes;	    /* size of the allocation */
+	uint64_t bytes;	    /* size of the allocation (the cache's slot range) */
 	uint64_t tok_layer; /* bytes of one token of one layer's K (or V) */
 };
-/* Compute the geometry (sets bytes).  -EINVAL for an unknown layout or a
- * token of all layers larger than a page (page-/token-major). */
+/* The geometry kvmm_cache_create() would use for this shape, layout (not
+ * DEFAULT) and page size; -EINVAL, -E2BIG as kvmm_geom_init(). */
 int kvmm_reflayout_init(struct kvmm_reflayout *l, enum kvmm_layout layout, uint32_t layers,
 			uint32_t heads, uint32_t head_dim, uint32_t max_seqs, uint32_t max_tokens,
 			uint64_t page);

@@ -20,11 +20,12 @@
  *  - the two limits blend (cube-root of the sum of cubes fits the split
  *    sweeps within ~5%);
  *  - the last block of a group merges all its partials alone: ~1 us plus
- *    the partials' bytes at ~50 GB/s.
+ *    the partials' bytes; ~50 GB/s measured with 8 loads in flight per
+ *    thread, ~100 GB/s expected with 16 (kernels/NOTES.md).
  */
 #define PLAN_BYTES_PER_US	2.95e6
 #define PLAN_MERGE_FIXED_US	1.0
-#define PLAN_MERGE_BYTES_PER_US 5.0e4
+#define PLAN_MERGE_BYTES_PER_US 1.0e5
 
 static uint32_t div_up(uint64_t a, uint64_t b)
 {

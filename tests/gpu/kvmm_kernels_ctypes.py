@@ -91,52 +91,40 @@ class Kernels:
             self.be = None
 
 
-def round_up(a, b):
-    return (a + b - 1) // b * b
-
-
 class Layout:
-    """One cache's memory in a kvmm layout (docs/layouts.md): bytes, and the
-    view of (layer, kv) over an allocation at base."""
+    """One cache's slot range in a kvmm layout, with the geometry of
+    runtime/src/layout.c: bytes, and the view of (layer, kv) over an
+    allocation at base."""
 
     def __init__(self, layout, layers, heads, head_dim, max_seqs, max_tokens, page=PAGE):
         self.layout, self.layers, self.heads, self.d = layout, layers, heads, head_dim
         self.max_seqs, self.max_tokens, self.page = max_seqs, max_tokens, page
-        self.tok = heads * head_dim * 2
-        self.tok_all = self.tok * 2 * layers
-        if layout == LAYER_MAJOR:
-            self.seq_stride = round_up(max_tokens * self.tok, page)
-            self.bytes = 2 * layers * max_seqs * self.seq_stride
-        elif layout == TOKEN_MAJOR:
-            self.seq_stride = round_up(max_tokens * self.tok_all, page)
-            self.bytes = max_seqs * self.seq_stride
-        else:
-            self.tpp = page // self.tok_all
-            self.seq_stride = -(-max_tokens // self.tpp) * page
-            self.bytes = max_seqs * self.seq_stride
+        self.row = heads * head_dim * 2
+        self.tok_all = self.row * 2 * layers
+        self.tpb = page // (self.row if layout == LAYER_MAJOR else self.tok_all)
+        self.seq_stride = -(-max_tokens // self.tpb) * page
+        parts = 2 * layers if layout == LAYER_MAJOR else 1
+        self.part_stride = self.seq_stride * max_seqs
+        self.bytes = self.part_stride * parts
 
     def view(self, base, layer, kv):
         lk = layer * 2 + kv
         v = View()
         v.layout, v.num_heads, v.head_dim, v.elem_size = self.layout, self.heads, self.d, 2
         v.max_seqs, v.max_tokens, v.head_stride = self.max_seqs, self.max_tokens, self.d * 2
-        v.seq_stride = self.seq_stride
+        v.seq_stride, v.page_stride, v.tokens_per_page = self.seq_stride, self.page, self.tpb
         if self.layout == LAYER_MAJOR:
-            v.base = base + lk * self.max_seqs * self.seq_stride
-            v.token_stride = self.tok
-            v.tokens_per_page = max(1, self.page // self.tok)
-            v.page_stride = v.tokens_per_page * v.token_stride
+            v.base, v.token_stride = base + lk * self.part_stride, self.row
         elif self.layout == TOKEN_MAJOR:
-            v.base = base + lk * self.tok
-            v.token_stride = self.tok_all
-            v.tokens_per_page = self.page // self.tok_all
-            v.page_stride = v.tokens_per_page * v.token_stride
+            v.base, v.token_stride = base + lk * self.row, self.tok_all
         else:
-            v.base = base + lk * self.tpp * self.tok
-            v.token_stride = self.tok
-            v.tokens_per_page = self.tpp
-            v.page_stride = self.page
+            v.base, v.token_stride = base + lk * self.tpb * self.row, self.row
         return v
+
+
+def uniform(v):
+    """A view with one token stride (a plain strided tensor)?"""
+    return v.page_stride == v.tokens_per_page * v.token_stride
 
 
 def view_tensor(torch, buf, v, dtype):
@@ -144,7 +132,7 @@ def view_tensor(torch, buf, v, dtype):
     [seq][token][head][dim] for uniform views (layer-/token-major),
     [seq][page][token in page][head][dim] for page-major."""
     off = (v.base - buf.data_ptr()) // 2
-    if v.page_stride == v.tokens_per_page * v.token_stride:
+    if uniform(v):
         return torch.as_strided(buf, (v.max_seqs, v.max_tokens, v.num_heads, v.head_dim),
                                 (v.seq_stride // 2, v.token_stride // 2, v.head_stride // 2, 1), off)
     pages = -(-v.max_tokens // v.tokens_per_page)

@@ -7,6 +7,44 @@
 
 #include "kvtest.h"
 
+#ifdef KVMM_HAVE_CUDA
+const struct kvmm_cuda_driver *kvt_drv;
+
+struct kvmm_kernels *kvt_open(struct gt *t, struct kvmm_backend **be)
+{
+	struct kvmm_kernels *k = NULL;
+	CUcontext ctx;
+	int ret;
+
+	*be = gt_open_cuda_or_skip();
+	kvt_drv = kvmm_cuda_backend_driver(*be, &ctx, NULL);
+	if (!kvt_drv || kvmm_cuda_ctx_enter(kvt_drv, ctx)) {
+		printf("Bail out! no driver\n");
+		exit(1);
+	}
+	ret = kvmm_kernels_open(*be, &k);
+	GT_CHECK(t, ret == 0, "kvmm_kernels_open (%d %s)", ret, kvmm_backend_last_error(*be));
+	return ret ? NULL : k;
+}
+
+int kvt_close(struct gt *t, struct kvmm_kernels *k, struct kvmm_backend *be)
+{
+	kvmm_kernels_close(k);
+	kvmm_backend_close(be);
+	return gt_done(t);
+}
+#else
+#include <stdio.h>
+
+/* Built without CUDA headers: every GPU test program skips (the test's
+ * own main, when it has one, wins over this weak one). */
+__attribute__((weak)) int main(void)
+{
+	printf("SKIP: no CUDA device (built without CUDA)\n");
+	return 77;
+}
+#endif
+
 uint16_t kvt_f2h(float f, bool bf16)
 {
 	uint32_t x;

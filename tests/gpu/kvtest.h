@@ -49,4 +49,32 @@ uint64_t kvt_seed(void);
 /* $KVMM_TEST_SCALE divides iteration counts (>= 1). */
 uint32_t kvt_scaled(uint32_t n);
 
+#ifdef KVMM_HAVE_CUDA
+#include "cuda_driver.h"
+#include "gputest.h"
+
+/* The driver of the CUDA backend kvt_open() opened. */
+extern const struct kvmm_cuda_driver *kvt_drv;
+
+/* A driver call the test itself makes: any failure ends the program. */
+#define CU(x)                                                                               \
+	do {                                                                                \
+		CUresult __r = (x);                                                         \
+		if (__r != CUDA_SUCCESS) {                                                  \
+			const char *__s = NULL;                                             \
+			kvt_drv->cuGetErrorString(__r, &__s);                               \
+			printf("Bail out! %s: %s (%s:%d)\n", #x, __s ? __s : "?", __FILE__, \
+			       __LINE__);                                                   \
+			exit(1);                                                            \
+		}                                                                           \
+	} while (0)
+
+/* Open the CUDA backend (or skip the program: exit 77), make its context
+ * current and open the kernels; NULL (a failed check in t) if they do not
+ * load. */
+struct kvmm_kernels *kvt_open(struct gt *t, struct kvmm_backend **be);
+/* Close both and print the plan; the exit status of the program. */
+int kvt_close(struct gt *t, struct kvmm_kernels *k, struct kvmm_backend *be);
+#endif
+
 #endif /* KVMM_KVTEST_H */

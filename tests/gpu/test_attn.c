@@ -16,23 +16,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "cuda_driver.h"
-#include "gputest.h"
 #include "kvtest.h"
 
-static const struct kvmm_cuda_driver *drv;
-
-#define CU(x)                                                                               \
-	do {                                                                                \
-		CUresult __r = (x);                                                         \
-		if (__r != CUDA_SUCCESS) {                                                  \
-			const char *__s = NULL;                                             \
-			drv->cuGetErrorString(__r, &__s);                                   \
-			printf("Bail out! %s: %s (%s:%d)\n", #x, __s ? __s : "?", __FILE__, \
-			       __LINE__);                                                   \
-			exit(1);                                                            \
-		}                                                                           \
-	} while (0)
+#ifdef KVMM_HAVE_CUDA
 
 struct cfg {
 	bool bf16;
@@ -54,7 +40,7 @@ static CUdeviceptr dalloc(uint64_t n)
 {
 	CUdeviceptr p = 0;
 
-	CU(drv->cuMemAlloc(&p, n ? n : 16));
+	CU(kvt_drv->cuMemAlloc(&p, n ? n : 16));
 	return p;
 }
 
@@ -157,11 +143,11 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 
 	CUdeviceptr dimg = dalloc(l.bytes), dq = dalloc(2 * qs * b), dout = dalloc(2 * os * b);
 	CUdeviceptr dlens = dalloc(4 * b), dids = dalloc(4 * b);
-	CU(drv->cuMemcpyHtoD(dimg, img, l.bytes));
-	CU(drv->cuMemcpyHtoD(dq, q, 2 * qs * b));
-	CU(drv->cuMemcpyHtoD(dlens, lens, 4 * b));
-	CU(drv->cuMemcpyHtoD(dids, ids, 4 * b));
-	CU(drv->cuMemsetD8(dout, 0xff, 2 * os * b)); /* NaN in fp16 and bf16 */
+	CU(kvt_drv->cuMemcpyHtoD(dimg, img, l.bytes));
+	CU(kvt_drv->cuMemcpyHtoD(dq, q, 2 * qs * b));
+	CU(kvt_drv->cuMemcpyHtoD(dlens, lens, 4 * b));
+	CU(kvt_drv->cuMemcpyHtoD(dids, ids, 4 * b));
+	CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b)); /* NaN in fp16 and bf16 */
 	kvmm_reflayout_view(&l, dimg, layer, KVMM_K, &kv);
 	kvmm_reflayout_view(&l, dimg, layer, KVMM_V, &vv);
 
@@ -189,11 +175,11 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 	/* both kernel variants: pipelined (the default) and plain */
 	for (int plain = 0; plain < 2; plain++) {
 		kvmm_kernels_set_pipelined(k, !plain);
-		CU(drv->cuMemsetD8(dout, 0xff, 2 * os * b));
+		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
 		ret = kvmm_attn_decode(k, &kv, &vv, &p, 0);
 		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
-		CU(drv->cuMemcpyDtoH(out, dout, 2 * os * b));
+			ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+		CU(kvt_drv->cuMemcpyDtoH(out, dout, 2 * os * b));
 		err = batch_err(out, os, ref, b, hq, d, c->bf16, &bad);
 		snprintf(name, sizeof(name),
 			 "%s-major %s d%u hkv%u g%u b%u maxlen%d tpp%u layers%u splits%u%s%s "
@@ -242,9 +228,9 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 					       tok);
 				}
 		CUdeviceptr dpool = dalloc(2 * blk * nblk), dtab = dalloc(4ull * b * per);
-		CU(drv->cuMemcpyHtoD(dpool, pool, 2 * blk * nblk));
-		CU(drv->cuMemcpyHtoD(dtab, table, 4ull * b * per));
-		CU(drv->cuMemsetD8(dout, 0xff, 2 * os * b));
+		CU(kvt_drv->cuMemcpyHtoD(dpool, pool, 2 * blk * nblk));
+		CU(kvt_drv->cuMemcpyHtoD(dtab, table, 4ull * b * per));
+		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
 		struct kvmm_paged_kv pk = {.k_pool = dpool,
 					   .v_pool = dpool + blk * nblk,
 					   .block_table = dtab,
@@ -257,32 +243,32 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 		p2.num_splits = c->splits ? c->splits : 1 + kvt_rng_below(r, 8);
 		ret = kvmm_attn_decode_paged(k, &pk, &p2, 0);
 		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
-		CU(drv->cuMemcpyDtoH(out2, dout, 2 * os * b));
+			ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+		CU(kvt_drv->cuMemcpyDtoH(out2, dout, 2 * os * b));
 		err = kvt_rel_err(out2, d, ref, b * hq, d, c->bf16, &bad);
 		GT_CHECK(t, ret == 0 && bad == 0 && err <= tol,
 			 "paged baseline bs%u %s: rel err %.2e, %llu bad, ret %d %s", bs, name, err,
 			 (unsigned long long)bad, ret, ret ? kvmm_kernels_last_error(k) : "");
-		CU(drv->cuMemsetD8(dout, 0xff, 2 * os * b));
+		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
 		ret = kvmm_attn_decode(k, &kv, &vv, &p2, 0);
 		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
-		CU(drv->cuMemcpyDtoH(out, dout, 2 * os * b));
+			ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+		CU(kvt_drv->cuMemcpyDtoH(out, dout, 2 * os * b));
 		GT_CHECK(t, ret == 0 && !memcmp(out, out2, 2 * os * b),
 			 "paged baseline == kvmm view bit for bit at %u splits (%s)", p2.num_splits,
 			 name);
-		drv->cuMemFree(dpool);
-		drv->cuMemFree(dtab);
+		kvt_drv->cuMemFree(dpool);
+		kvt_drv->cuMemFree(dtab);
 		free(pool);
 		free(table);
 		free(perm);
 		free(out2);
 	}
-	drv->cuMemFree(dimg);
-	drv->cuMemFree(dq);
-	drv->cuMemFree(dout);
-	drv->cuMemFree(dlens);
-	drv->cuMemFree(dids);
+	kvt_drv->cuMemFree(dimg);
+	kvt_drv->cuMemFree(dq);
+	kvt_drv->cuMemFree(dout);
+	kvt_drv->cuMemFree(dlens);
+	kvt_drv->cuMemFree(dids);
 	free(img);
 	free(lens);
 	free(ids);
@@ -418,8 +404,8 @@ static void test_errors(struct gt *t, struct kvmm_backend *be, struct kvmm_kerne
 	pk.block_size = 16;
 	pk.table_stride = 3;
 	EXPECT_EINVAL("short block table", kvmm_attn_decode_paged(k, &pk, &p, 0), "table_stride");
-	GT_CHECK(t, kvmm_cuda_errno(drv->cuCtxSynchronize()) == 0, "nothing bad was launched");
-	drv->cuMemFree(mem);
+	GT_CHECK(t, kvmm_cuda_errno(kvt_drv->cuCtxSynchronize()) == 0, "nothing bad was launched");
+	kvt_drv->cuMemFree(mem);
 	(void)be;
 }
 
@@ -444,16 +430,16 @@ static void test_bad_lengths(struct gt *t, struct kvmm_kernels *k, struct kvt_rn
 		q[i] = kvt_f2h(kvt_rng_unit(r), true);
 	CUdeviceptr dimg = dalloc(l.bytes), dq = dalloc(sizeof(q)), dout = dalloc(sizeof(out));
 	CUdeviceptr dlens = dalloc(16), dids = dalloc(16);
-	CU(drv->cuMemcpyHtoD(dimg, img, l.bytes));
-	CU(drv->cuMemcpyHtoD(dq, q, sizeof(q)));
-	CU(drv->cuMemcpyHtoD(dlens, lens, 16));
-	CU(drv->cuMemcpyHtoD(dids, ids, 16));
+	CU(kvt_drv->cuMemcpyHtoD(dimg, img, l.bytes));
+	CU(kvt_drv->cuMemcpyHtoD(dq, q, sizeof(q)));
+	CU(kvt_drv->cuMemcpyHtoD(dlens, lens, 16));
+	CU(kvt_drv->cuMemcpyHtoD(dids, ids, 16));
 	kvmm_reflayout_view(&l, dimg, 0, KVMM_K, &kv);
 	kvmm_reflayout_view(&l, dimg, 0, KVMM_V, &vv);
 	ids[3] = 9; /* out of range for 8 slots */
-	CU(drv->cuMemcpyHtoD(dids, ids, 16));
+	CU(kvt_drv->cuMemcpyHtoD(dids, ids, 16));
 	lens[3] = 20;
-	CU(drv->cuMemcpyHtoD(dlens, lens, 16));
+	CU(kvt_drv->cuMemcpyHtoD(dlens, lens, 16));
 	struct kvmm_attn_params p = {.batch = b,
 				     .num_q_heads = hq,
 				     .head_dim = d,
@@ -466,11 +452,11 @@ static void test_bad_lengths(struct gt *t, struct kvmm_kernels *k, struct kvt_rn
 				     .seq_ids = dids};
 	for (int round = 0; round < 4; round++) {
 		kvmm_kernels_set_pipelined(k, round < 2); /* both variants, twice each */
-		CU(drv->cuMemsetD8(dout, 0, sizeof(out)));
+		CU(kvt_drv->cuMemsetD8(dout, 0, sizeof(out)));
 		int ret = kvmm_attn_decode(k, &kv, &vv, &p, 0);
-		GT_CHECK(t, ret == 0 && kvmm_cuda_errno(drv->cuCtxSynchronize()) == 0,
+		GT_CHECK(t, ret == 0 && kvmm_cuda_errno(kvt_drv->cuCtxSynchronize()) == 0,
 			 "launch with bad entries, round %d", round);
-		CU(drv->cuMemcpyDtoH(out, dout, sizeof(out)));
+		CU(kvt_drv->cuMemcpyDtoH(out, dout, sizeof(out)));
 		int nan1 = 1, nan3 = 1;
 		for (uint32_t i = 0; i < hq * d; i++) {
 			nan1 &= isnan(kvt_h2f(out[1 * hq * d + i], true));
@@ -489,31 +475,22 @@ static void test_bad_lengths(struct gt *t, struct kvmm_kernels *k, struct kvt_rn
 		GT_CHECK(t, bad == 0 && e < 1e-2, "the good entries are right (%.2e)", e);
 	}
 	kvmm_kernels_set_pipelined(k, 1);
-	drv->cuMemFree(dimg);
-	drv->cuMemFree(dq);
-	drv->cuMemFree(dout);
-	drv->cuMemFree(dlens);
-	drv->cuMemFree(dids);
+	kvt_drv->cuMemFree(dimg);
+	kvt_drv->cuMemFree(dq);
+	kvt_drv->cuMemFree(dout);
+	kvt_drv->cuMemFree(dlens);
+	kvt_drv->cuMemFree(dids);
 	free(img);
 }
 
 int main(void)
 {
-	struct kvmm_backend *be = gt_open_cuda_or_skip();
-	struct kvmm_kernels *k = NULL;
+	struct kvmm_backend *be;
 	struct gt t = {0};
 	struct kvt_rng r;
-	CUcontext ctx;
-	int ret;
+	struct kvmm_kernels *k = kvt_open(&t, &be);
 
-	drv = kvmm_cuda_backend_driver(be, &ctx, NULL);
-	if (!drv || kvmm_cuda_ctx_enter(drv, ctx)) {
-		printf("Bail out! no driver\n");
-		return 1;
-	}
-	ret = kvmm_kernels_open(be, &k);
-	GT_CHECK(&t, ret == 0, "kvmm_kernels_open (%d %s)", ret, kvmm_backend_last_error(be));
-	if (ret)
+	if (!k)
 		return gt_done(&t);
 	kvt_rng_init(&r, kvt_seed());
 	printf("# seed 0x%llx\n", (unsigned long long)kvt_seed());
@@ -543,7 +520,6 @@ int main(void)
 		random_cfg(&c, &r, i);
 		run_cfg(&t, k, &c, &r);
 	}
-	kvmm_kernels_close(k);
-	kvmm_backend_close(be);
-	return gt_done(&t);
+	return kvt_close(&t, k, be);
 }
+#endif /* KVMM_HAVE_CUDA (without it, kvtest.c's main skips) */

@@ -14,23 +14,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "cuda_driver.h"
-#include "gputest.h"
 #include "kvtest.h"
 
-static const struct kvmm_cuda_driver *drv;
-
-#define CU(x)                                                                               \
-	do {                                                                                \
-		CUresult __r = (x);                                                         \
-		if (__r != CUDA_SUCCESS) {                                                  \
-			const char *__s = NULL;                                             \
-			drv->cuGetErrorString(__r, &__s);                                   \
-			printf("Bail out! %s: %s (%s:%d)\n", #x, __s ? __s : "?", __FILE__, \
-			       __LINE__);                                                   \
-			exit(1);                                                            \
-		}                                                                           \
-	} while (0)
+#ifdef KVMM_HAVE_CUDA
 
 #define CACHE (64u << 20)
 
@@ -84,26 +70,26 @@ static void test_plain(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r, 
 
 	for (uint32_t i = 0; i < CACHE; i++)
 		orig[i] = (uint8_t)kvt_rng_next(r);
-	CU(drv->cuMemAlloc(&cache, CACHE));
-	CU(drv->cuMemcpyHtoD(cache, orig, CACHE));
+	CU(kvt_drv->cuMemAlloc(&cache, CACHE));
+	CU(kvt_drv->cuMemcpyHtoD(cache, orig, CACHE));
 	n = make_runs(r, runs, 300, cache, 16);
 	struct kvmm_pack_params p = {.runs = runs, .nruns = n};
 	need = kvmm_pack_size(&p);
 	if (pinned) { /* unified addressing: the host pointer is a device pointer */
-		CU(drv->cuMemAllocHost(&host, (size_t)need));
+		CU(kvt_drv->cuMemAllocHost(&host, (size_t)need));
 		stage = (CUdeviceptr)(uintptr_t)host;
 	} else {
-		CU(drv->cuMemAlloc(&stage, (size_t)need));
+		CU(kvt_drv->cuMemAlloc(&stage, (size_t)need));
 	}
 	p.staging = stage;
 	p.staging_bytes = (uint64_t)need;
 	ret = kvmm_pack(k, &p, 0);
 	if (!ret)
-		ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
+		ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
 	if (pinned)
 		memcpy(stage_h, host, (size_t)need);
 	else
-		CU(drv->cuMemcpyDtoH(stage_h, stage, (size_t)need));
+		CU(kvt_drv->cuMemcpyDtoH(stage_h, stage, (size_t)need));
 	/* expected staging: the runs' bytes in order, each 16-aligned */
 	exp = calloc(1, (size_t)need);
 	int same = 1;
@@ -118,18 +104,18 @@ static void test_plain(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r, 
 		 (long long)need, pinned ? "pinned host" : "device");
 	/* poison the runs in the cache, unpack, compare the whole cache */
 	for (uint32_t i = 0; i < n; i++)
-		CU(drv->cuMemsetD8(runs[i].addr, 0xa5, runs[i].bytes));
+		CU(kvt_drv->cuMemsetD8(runs[i].addr, 0xa5, runs[i].bytes));
 	ret = kvmm_unpack(k, &p, 0);
 	if (!ret)
-		ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
-	CU(drv->cuMemcpyDtoH(back, cache, CACHE));
+		ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+	CU(kvt_drv->cuMemcpyDtoH(back, cache, CACHE));
 	GT_CHECK(t, ret == 0 && !memcmp(orig, back, CACHE),
 		 "unpack restores every run bit for bit and nothing else changes");
 	if (pinned)
-		drv->cuMemFreeHost(host);
+		kvt_drv->cuMemFreeHost(host);
 	else
-		drv->cuMemFree(stage);
-	drv->cuMemFree(cache);
+		kvt_drv->cuMemFree(stage);
+	kvt_drv->cuMemFree(cache);
 	free(orig);
 	free(back);
 	free(stage_h);
@@ -157,8 +143,8 @@ static void test_quant(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r, 
 			orig[row * row_elems + i] =
 				kvt_f2h(zero ? 0.f : kvt_rng_unit(r) * mag, bf16);
 	}
-	CU(drv->cuMemAlloc(&cache, CACHE));
-	CU(drv->cuMemcpyHtoD(cache, orig, CACHE));
+	CU(kvt_drv->cuMemAlloc(&cache, CACHE));
+	CU(kvt_drv->cuMemcpyHtoD(cache, orig, CACHE));
 	n = make_runs(r, runs, 200, cache, row_bytes);
 	struct kvmm_pack_params p = {.runs = runs,
 				     .nruns = n,
@@ -166,17 +152,17 @@ static void test_quant(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r, 
 				     .dtype = bf16 ? KVMM_DTYPE_BF16 : KVMM_DTYPE_FP16,
 				     .row_elems = row_elems};
 	int64_t need = kvmm_pack_size(&p);
-	CU(drv->cuMemAlloc(&stage, (size_t)need));
+	CU(kvt_drv->cuMemAlloc(&stage, (size_t)need));
 	p.staging = stage;
 	p.staging_bytes = (uint64_t)need;
 	ret = kvmm_pack(k, &p, 0);
 	for (uint32_t i = 0; !ret && i < n; i++)
-		CU(drv->cuMemsetD8(runs[i].addr, 0xff, runs[i].bytes)); /* NaN */
+		CU(kvt_drv->cuMemsetD8(runs[i].addr, 0xff, runs[i].bytes)); /* NaN */
 	if (!ret)
 		ret = kvmm_unpack(k, &p, 0);
 	if (!ret)
-		ret = kvmm_cuda_errno(drv->cuCtxSynchronize());
-	CU(drv->cuMemcpyDtoH(back, cache, CACHE));
+		ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+	CU(kvt_drv->cuMemcpyDtoH(back, cache, CACHE));
 	/* every element of every run within the bound; the rest untouched */
 	uint8_t *in_run = calloc(CACHE / row_bytes, 1);
 	for (uint32_t i = 0; i < n; i++)
@@ -214,8 +200,8 @@ static void test_quant(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r, 
 		 (unsigned long long)checked, n, worst, (unsigned long long)nzero,
 		 (unsigned long long)nbad);
 	free(in_run);
-	drv->cuMemFree(stage);
-	drv->cuMemFree(cache);
+	kvt_drv->cuMemFree(stage);
+	kvt_drv->cuMemFree(cache);
 	free(orig);
 	free(back);
 }
@@ -226,7 +212,7 @@ static void test_errors(struct gt *t, struct kvmm_kernels *k)
 	struct kvmm_pack_run runs[2];
 	int ret;
 
-	CU(drv->cuMemAlloc(&mem, 1 << 20));
+	CU(kvt_drv->cuMemAlloc(&mem, 1 << 20));
 	runs[0] = (struct kvmm_pack_run){mem, 4096};
 	runs[1] = (struct kvmm_pack_run){mem + 8192, 4096};
 	struct kvmm_pack_params p = {
@@ -254,33 +240,25 @@ static void test_errors(struct gt *t, struct kvmm_kernels *k)
 	x.nruns = 0;
 	GT_CHECK(t, kvmm_pack(k, &x, 0) == 0, "no runs: nothing to do");
 	GT_CHECK(t, kvmm_pack(k, NULL, 0) == -EINVAL, "NULL params: -EINVAL");
-	GT_CHECK(t, kvmm_cuda_errno(drv->cuCtxSynchronize()) == 0, "nothing bad was launched");
-	drv->cuMemFree(mem);
+	GT_CHECK(t, kvmm_cuda_errno(kvt_drv->cuCtxSynchronize()) == 0, "nothing bad was launched");
+	kvt_drv->cuMemFree(mem);
 }
 
 int main(void)
 {
-	struct kvmm_backend *be = gt_open_cuda_or_skip();
-	struct kvmm_kernels *k = NULL;
+	struct kvmm_backend *be;
 	struct gt t = {0};
 	struct kvt_rng r;
-	CUcontext ctx;
-	int ret;
+	struct kvmm_kernels *k = kvt_open(&t, &be);
 
-	drv = kvmm_cuda_backend_driver(be, &ctx, NULL);
-	if (!drv || kvmm_cuda_ctx_enter(drv, ctx)) {
-		printf("Bail out! no driver\n");
-		return 1;
-	}
-	ret = kvmm_kernels_open(be, &k);
-	GT_CHECK(&t, ret == 0, "kvmm_kernels_open (%d %s)", ret, kvmm_backend_last_error(be));
-	if (ret)
+	if (!k)
 		return gt_done(&t);
 	kvt_rng_init(&r, kvt_seed());
 	{ /* cuCtxSynchronize has a new ABI in CUDA 13: the backend syncs with it */
 		CUdeviceptr m;
+		int ret;
 		uint8_t h[64];
-		CU(drv->cuMemAlloc(&m, 8192));
+		CU(kvt_drv->cuMemAlloc(&m, 8192));
 		ret = kvmm_memset_dev(be, m, 0x5a, 4096);
 		if (!ret)
 			ret = kvmm_memcpy_dev(be, m + 4096, m, 4096);
@@ -289,7 +267,7 @@ int main(void)
 		GT_CHECK(&t, ret == 0 && h[0] == 0x5a && h[63] == 0x5a,
 			 "backend fill and device copy (cuCtxSynchronize) work (%d %s)", ret,
 			 kvmm_backend_last_error(be));
-		drv->cuMemFree(m);
+		kvt_drv->cuMemFree(m);
 	}
 	test_errors(&t, k);
 	test_plain(&t, k, &r, 0);
@@ -299,7 +277,6 @@ int main(void)
 		for (int b = 0; b < 2; b++)
 			for (size_t i = 0; i < (b ? 5 : 2); i++)
 				test_quant(&t, k, &r, (uint32_t)q, b, rows[i]);
-	kvmm_kernels_close(k);
-	kvmm_backend_close(be);
-	return gt_done(&t);
+	return kvt_close(&t, k, be);
 }
+#endif /* KVMM_HAVE_CUDA (without it, kvtest.c's main skips) */

@@ -6,6 +6,7 @@
  * point says -ENOTSUP (never crashes) where there is no CUDA backend.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attn_internal.h"
@@ -293,6 +294,61 @@ START_TEST(test_no_cuda)
 }
 END_TEST
 
+/* The reference layouts the kernel tests and benchmarks run on are the
+ * caches' views, and every element has its own bytes inside the range. */
+START_TEST(test_reflayout)
+{
+	static const enum kvmm_layout ls[] = {KVMM_LAYOUT_LAYER_MAJOR, KVMM_LAYOUT_TOKEN_MAJOR,
+					      KVMM_LAYOUT_PAGE_MAJOR};
+	struct kvmm_backend_config bc = {.type = KVMM_BACKEND_HOST};
+	struct kvmm_backend *be;
+
+	ck_assert_int_eq(kvmm_backend_open(&bc, &be), 0);
+	for (int li = 0; li < 3; li++) {
+		struct kvmm_cache_config cfg = {.shape = {3, 2, 64, 2},
+						.layout = ls[li],
+						.max_seqs = 3,
+						.max_tokens = 5000,
+						.budget_bytes = 64ull << 20,
+						.flags = KVMM_CACHE_NO_MAPPER};
+		struct kvmm_cache *c;
+		struct kvmm_reflayout l;
+		struct kvmm_view cv, rv, v0;
+
+		ck_assert_int_eq(kvmm_cache_create(be, &cfg, &c), 0);
+		ck_assert_int_eq(kvmm_reflayout_init(&l, ls[li], 3, 2, 64, 3, 5000, 2 << 20), 0);
+		ck_assert_int_eq(kvmm_cache_view(c, 0, KVMM_K, &v0), 0);
+		for (uint32_t layer = 0; layer < 3; layer++)
+			for (int kv = 0; kv < 2; kv++) {
+				ck_assert_int_eq(kvmm_cache_view(c, layer, kv, &cv), 0);
+				kvmm_reflayout_view(&l, v0.base, layer, kv, &rv);
+				ck_assert_mem_eq(&cv, &rv, sizeof(cv));
+			}
+		kvmm_cache_destroy(c);
+
+		/* distinct 128-byte rows (64 bf16), all inside [0, bytes) */
+		ck_assert_int_eq(kvmm_reflayout_init(&l, ls[li], 3, 2, 64, 3, 700, 48 << 10), 0);
+		uint8_t *used = calloc(l.bytes / 128, 1);
+		ck_assert_ptr_nonnull(used);
+		for (uint32_t layer = 0; layer < 3; layer++)
+			for (int kv = 0; kv < 2; kv++) {
+				kvmm_reflayout_view(&l, 0, layer, kv, &rv);
+				for (uint32_t sq = 0; sq < 3; sq++)
+					for (uint32_t t = 0; t < 700; t++)
+						for (uint32_t h = 0; h < 2; h++) {
+							uint64_t a = kvmm_view_addr(&rv, sq, t, h);
+							ck_assert_uint_eq(a % 128, 0);
+							ck_assert_uint_lt(a, l.bytes);
+							ck_assert(!used[a / 128]);
+							used[a / 128] = 1;
+						}
+			}
+		free(used);
+	}
+	kvmm_backend_close(be);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("attn_plan");
@@ -305,6 +361,7 @@ int main(void)
 	tcase_add_test(tc, test_param_checks);
 	tcase_add_test(tc, test_pack_layout);
 	tcase_add_test(tc, test_no_cuda);
+	tcase_add_test(tc, test_reflayout);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
