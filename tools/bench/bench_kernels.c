@@ -571,7 +571,7 @@ static void bench_sdpa(struct kb *b)
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *fld[8], *save = NULL, *s = line;
+		char *fld[8], *s = line;
 		int nf = 0;
 
 		if (strncmp(line, "R\t", 2)) {
@@ -579,13 +579,16 @@ static void bench_sdpa(struct kb *b)
 			continue;
 		}
 		line[strcspn(line, "\n")] = 0;
-		for (char *tok; nf < 8 && (tok = strtok_r(s, "\t", &save)); s = NULL)
+		for (char *tok; nf < 8 && (tok = strsep(&s, "\t"));) /* keeps empty fields */
 			fld[nf++] = tok;
 		if (nf != 8)
 			continue;
 		found++;
-		bench_result_ratio(b->ctx, fld[1], fld[2], atof(fld[3]), fld[4], fld[5],
-				   atof(fld[6]), atof(fld[7]));
+		if (!strcmp(fld[5], "-"))
+			bench_result(b->ctx, fld[1], fld[2], atof(fld[3]), fld[4], NULL, 0);
+		else
+			bench_result_ratio(b->ctx, fld[1], fld[2], atof(fld[3]), fld[4], fld[5],
+					   atof(fld[6]), atof(fld[7]));
 	}
 	if (pclose(f) || !found)
 		printf("note: the SDPA comparison did not run (python3 with torch and a GPU "
