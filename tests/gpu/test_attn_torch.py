@@ -134,7 +134,7 @@ def run_cfg(torch, K, rng, layout, bf16, d, hkv, g, batch, layers, max_tokens, p
 def test_dlpack(torch, K, rng):
     """A token-major view handed to torch as a DLPack capsule over the raw
     pointer: same memory, same values, SDPA flash runs on it."""
-    bf16, d, hkv, g, batch, layers, T = True, 128, 4, 4, 3, 4, 300
+    d, hkv, g, batch, layers, T = 128, 4, 4, 3, 4, 300
     dt = torch.bfloat16
     lo = kc.Layout(kc.TOKEN_MAJOR, layers, hkv, d, batch, T)
     buf = torch.zeros(lo.bytes // 2, dtype=torch.int16, device="cuda")

@@ -137,10 +137,10 @@ def main():
                     diff = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
                 except RuntimeError as ex:
                     print("%s b%d ctx%d: failed: %s" % (name, b, t, str(ex).splitlines()[0]))
-                    del ks, vs
+                    ks = vs = None
                     torch.cuda.empty_cache()
                     continue
-                del ks, vs
+                ks = vs = None
                 torch.cuda.empty_cache()
                 # SDPA on its own dense layout [B, H, T, D]
                 kd = [torch.randn(b, hkv, t, d, device="cuda", dtype=dt) for _ in range(rot)]
@@ -150,7 +150,7 @@ def main():
                     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
                         return torch.nn.functional.scaled_dot_product_attention(qg, kd[i], vd[i])
                 t_bhsd = time_us(torch, sdpa_bhsd, rot)
-                del kd, vd
+                kd = vd = None
                 torch.cuda.empty_cache()
                 bench = "%s/layer-major/b%d/ctx%d" % (name, b, t)
                 best = min(t_nhd, t_bhsd)
