@@ -394,12 +394,21 @@ int kvmm_seq_stats(const struct kvmm_cache *c, uint32_t seq, struct kvmm_seq_sta
 /* ------------------------------------------------------------------------
  * Prefix cache (RadixAttention-style), built into a cache.
  *
- * A radix tree over token ids whose nodes own whole blocks.  Keys live in a
- * namespace: entries of different namespaces never match.
+ * A radix tree over token ids whose nodes own whole blocks (see
+ * docs/prefix.md).  Keys live in a namespace: entries of different
+ * namespaces never match.  Every function below also accepts ns == NULL,
+ * the all-zero namespace.
+ *
+ * Shared blocks are immutable by construction: a sequence that attached
+ * them by alias maps them read-only (a write through the mapping faults),
+ * kvmm_seq_write gives -EPERM on them, kvmm_step refuses to shrink below
+ * them, and a partially matched last block is always copied.  Blocks a
+ * running sequence uses are never evicted (nor recycled while it maps
+ * them).
  * ---------------------------------------------------------------------- */
 enum kvmm_evict_policy {
 	KVMM_EVICT_LRU = 0, /* leaf-first least recently used (default) */
-	KVMM_EVICT_LFU = 1, /* leaf-first least frequently used */
+	KVMM_EVICT_LFU = 1, /* leaf-first least frequently used, then LRU */
 };
 
 enum kvmm_attach_mode {
@@ -410,11 +419,21 @@ enum kvmm_attach_mode {
 
 struct kvmm_prefix_config {
 	enum kvmm_evict_policy policy;
-	enum kvmm_attach_mode attach;
-	uint32_t admit_hits; /* insert a prefix only once it was seen this many
-				* times (0 or 1: always) */
-	uint32_t flags;
-	uint64_t max_bytes; /* cap on pages held by the prefix cache (0: budget) */
+	enum kvmm_attach_mode attach; /* what AUTO in kvmm_seq_attach_prefix
+				       * means: AUTO (the cost rule) or a
+				       * forced mode */
+	uint32_t admit_hits;	      /* insert a prefix only once it was offered this
+				* many times (0 or 1: always) */
+	uint32_t flags;		      /* none defined yet: must be 0 */
+	uint64_t max_bytes;	      /* cap on blocks held by the prefix cache (0: only
+			      * the budget); at least one block */
+	uint64_t hint_ttl_ns;	      /* a hint protects its prefix until this long
+			       * after the time it named (0: 10 s) */
+	/* The clock of hint times and their expiry (NULL: CLOCK_MONOTONIC);
+	 * a simulator passes its virtual clock.  Called with the prefix
+	 * cache's lock held: it must not call into kvmm. */
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
 };
 
 /* Namespace: model, adapter, tenant salt.  Hashed with the tokens. */
@@ -426,39 +445,63 @@ struct kvmm_ns {
 
 struct kvmm_prefix_handle;
 
-/* Enable the prefix cache on c (once).  Thread-safe. */
+/*
+ * Enable the prefix cache on c (once: -EEXIST after).  cfg may be NULL
+ * (LRU, AUTO, no admission threshold, no cap).  Measures the attach costs
+ * on c's backend (a few map/copy calls on two free blocks).  -EINVAL bad
+ * config.  Thread-safe.
+ */
 int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cfg);
 /*
  * Longest cached prefix of tokens[0..n) in ns.  *matched gets its length in
- * tokens (a multiple of tokens_per_block, or n's partial tail when the tail
- * is cached in a partial page); *h a handle that pins the matched nodes
- * until kvmm_prefix_release().  *h is NULL when nothing matched.
- * Thread-safe.
+ * tokens: whole blocks, plus, when the next cached block starts with some
+ * of the following tokens, that many more (a partial block, which an
+ * attach copies).  *h gets a handle that pins the matched blocks until
+ * kvmm_prefix_release(), or NULL when nothing matched.  The engine must
+ * still compute at least the last prompt token: match n - 1 tokens when it
+ * needs that token's logits.  -EINVAL (also: prefix cache not enabled),
+ * -ENOMEM.  Thread-safe.
  */
 int kvmm_prefix_match(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
 		      uint32_t n, struct kvmm_prefix_handle **h, uint32_t *matched);
 /*
- * Make the matched prefix the first tokens of seq (which must be empty), by
- * alias or copy (mode, or the cache's policy for AUTO).  A partial last
- * block is always copied (copy-on-write).  Sets the sequence's length to the
- * matched length.  The handle stays valid; release it after.  Thread-safe.
+ * Make the matched prefix the first tokens of seq (which must be empty:
+ * -EBUSY otherwise), by alias or copy (mode; AUTO: the config's attach,
+ * whose AUTO weighs the measured costs and memory pressure).  A partial
+ * last block is always copied (copy-on-write).  Sets the sequence's length
+ * to the matched length.  The handle stays valid; release it after.  On
+ * an error the length is unchanged (copies may have been made into the
+ * sequence's own blocks).  -EINVAL, -ENOMEM, or a driver error.
+ * Thread-safe; calls on one sequence are serialised by the caller.
  */
 int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefix_handle *h,
 			   enum kvmm_attach_mode mode);
-/* Publish seq's full blocks holding tokens[0..n) (n <= its length) so later
- * requests can match them.  Returns the number of tokens newly cached.
- * Thread-safe. */
+/*
+ * Publish seq's full blocks holding tokens[0..n) (n <= its length) so later
+ * requests can match them; blocks already cached are not published again.
+ * Published blocks become immutable for seq (kvmm_seq_write -EPERM, no
+ * rollback below them), even those the cache then declines (admission
+ * threshold, max_bytes full of pinned blocks).  Returns the number of
+ * tokens newly cached, -EINVAL, -EBUSY (a block is being mapped), -ENOMEM.
+ * Thread-safe.
+ */
 int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns *ns,
 		       const uint32_t *tokens, uint32_t n);
-/* Unpin; NULL is a no-op.  Thread-safe. */
+/* Unpin and free; NULL is a no-op.  Handles not released are freed by
+ * kvmm_cache_destroy.  Thread-safe. */
 void kvmm_prefix_release(struct kvmm_cache *c, struct kvmm_prefix_handle *h);
-/* Say tokens[0..n) in ns will be needed at time when_ns (CLOCK_MONOTONIC):
- * hinted entries are evicted last (and prefetched from lower tiers).
- * Thread-safe. */
+/*
+ * Say tokens[0..n) in ns will be needed at time when_ns (on the config's
+ * clock, CLOCK_MONOTONIC by default):
+ * its cached whole blocks are evicted after every unhinted block (those
+ * needed latest first) until hint_ttl_ns after the latest hinted time (and
+ * prefetched from lower tiers).  Not an access (LRU order is unchanged).
+ * Returns the number of tokens hinted, or -EINVAL, -ENOMEM.  Thread-safe.
+ */
 int kvmm_prefix_hint(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
 		     uint32_t n, uint64_t when_ns);
 /* Evict up to nblocks unpinned blocks now (leaf first, by policy).  Returns
- * the number evicted.  Thread-safe. */
+ * the number evicted (-EINVAL, -ENOMEM).  Thread-safe. */
 int kvmm_prefix_evict(struct kvmm_cache *c, uint32_t nblocks);
 
 enum kvmm_evict_reason {
@@ -471,19 +514,31 @@ enum kvmm_evict_reason {
 struct kvmm_prefix_stats {
 	uint64_t lookups;
 	uint64_t lookup_tokens;
-	uint64_t hit_tokens;
+	uint64_t hit_tokens; /* hit rate: hit_tokens / lookup_tokens */
 	uint64_t inserts;
 	uint64_t inserted_tokens;
 	uint64_t nodes;
 	uint64_t blocks_cached;
 	uint64_t blocks_pinned;
-	uint64_t blocks_shared; /* cached blocks mapped in >= 1 sequence */
-	uint64_t sharing_refs;	/* sum over cached blocks of sequences using them */
-	uint64_t evictions[KVMM_EVICT__COUNT];
+	uint64_t blocks_shared;		       /* cached blocks mapped in >= 1 active sequence */
+	uint64_t sharing_refs;		       /* sum over cached blocks of active sequences
+				 * mapping them (sharing degree: refs / shared) */
+	uint64_t evictions[KVMM_EVICT__COUNT]; /* blocks, by reason */
 	uint64_t attach_alias;
 	uint64_t attach_copy;
-	uint64_t admission_rejects;
+	uint64_t admission_rejects; /* blocks declined by admit_hits */
+	/* since 0.1: */
+	uint64_t cap_rejects; /* blocks declined: max_bytes full of pinned ones */
+	uint64_t hints;
+	uint64_t blocks_hinted; /* cached blocks under a hint (expired ones
+				 * until the next eviction looks) */
+	uint64_t namespaces;
+	uint64_t attach_auto;	/* attaches whose mode the cost rule chose */
+	uint64_t cost_map_ns;	/* measured: map + set_access of one page */
+	uint64_t cost_unmap_ns; /* measured: unmap of one page */
+	uint64_t cost_copy_ns;	/* measured: device copy of one page */
 };
+/* Snapshot.  -EINVAL (also: not enabled).  Thread-safe. */
 int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
 
 /* ------------------------------------------------------------------------

@@ -596,11 +596,11 @@ void pt_release(struct pt_tree *t, struct pt_handle *h)
 	free(h);
 }
 
-/* Admission: how many of blocks [p, nb) lead with enough inserts seen.
+/* Admission: how many of blocks [p, end) lead with enough inserts seen.
  * keys[] gets their chained hashes (to forget the counters of what is
  * admitted). */
 static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, const uint32_t *tok,
-			    uint32_t p, uint32_t nb, uint64_t *keys)
+			    uint32_t p, uint32_t end, uint64_t *keys)
 {
 	uint64_t h = root->hash;
 	uint32_t ok = 0;
@@ -608,7 +608,7 @@ static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, const uint3
 
 	for (uint32_t i = 0; i < p; i++)
 		h = kvmm_hash_tokens(h, tok + (size_t)i * t->B, t->B);
-	for (uint32_t i = p; i < nb; i++) {
+	for (uint32_t i = p; i < end; i++) {
 		h = kvmm_hash_tokens(h, tok + (size_t)i * t->B, t->B);
 		keys[i - p] = h;
 		if (pt_admit_bump(&t->admit, h) >= t->cfg.admit_hits && leading)
@@ -648,7 +648,8 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 	}
 	walk(t, root, tokens, n, false, &w);
 	r.first = w.full;
-	k = nb - w.full;
+	for (k = 0; w.full + k < nb && blocks[w.full + k] != PT_NO_BLOCK;)
+		k++;
 	attach = w.node;
 	split = w.in_node < attach->nblocks;
 
@@ -673,7 +674,7 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 	if (!attach->is_root)
 		touch(t, attach);
 	if (k && t->cfg.admit_hits > 1) {
-		uint32_t ok = admit_count(t, root, tokens, w.full, nb, keys);
+		uint32_t ok = admit_count(t, root, tokens, w.full, w.full + k, keys);
 
 		r.rejected_admit = k - ok;
 		k = ok;
@@ -754,6 +755,21 @@ out:
 	pthread_mutex_unlock(&t->lock);
 	pt_victims_deliver(t, victims);
 	return ret;
+}
+
+uint32_t pt_probe(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n)
+{
+	struct pt_root *root;
+	struct pt_walk w = {0};
+
+	if (!t || !ns || (n && !tokens))
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	root = root_find(t, ns, kvmm_hash_ns(ns));
+	if (root)
+		walk(t, root, tokens, n, false, &w);
+	pthread_mutex_unlock(&t->lock);
+	return w.full;
 }
 
 int pt_hint(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,

