@@ -129,7 +129,8 @@ class SeqStats(Struct):
 
 class PrefixConfig(Struct):
     _fields_ = [("policy", c_int), ("attach", c_int), ("admit_hits", c_uint32),
-                ("flags", c_uint32), ("max_bytes", c_uint64)]
+                ("flags", c_uint32), ("max_bytes", c_uint64), ("hint_ttl_ns", c_uint64),
+                ("clock", c_void_p), ("clock_arg", c_void_p)]
 
 
 class Ns(Struct):
@@ -142,7 +143,10 @@ class PrefixStats(Struct):
                 ("blocks_cached", c_uint64), ("blocks_pinned", c_uint64),
                 ("blocks_shared", c_uint64), ("sharing_refs", c_uint64),
                 ("evictions", c_uint64 * len(EVICT_REASONS)), ("attach_alias", c_uint64),
-                ("attach_copy", c_uint64), ("admission_rejects", c_uint64)]
+                ("attach_copy", c_uint64), ("admission_rejects", c_uint64),
+                ("cap_rejects", c_uint64), ("hints", c_uint64), ("blocks_hinted", c_uint64),
+                ("namespaces", c_uint64), ("attach_auto", c_uint64), ("cost_map_ns", c_uint64),
+                ("cost_unmap_ns", c_uint64), ("cost_copy_ns", c_uint64)]
 
     def to_dict(self):
         d = super().to_dict()
