@@ -8,8 +8,8 @@ before a feature landed (e.g. the prefix cache) still serves everything
 else, and the missing call raises kvmm.Unavailable naming the symbol.
 """
 import ctypes
-from ctypes import (POINTER, Structure, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32,
-                    c_uint64, c_void_p)
+from ctypes import (POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t,
+                    c_uint32, c_uint64, c_void_p)
 
 from . import _loader
 from .errors import Unavailable
@@ -29,6 +29,9 @@ OP_COUNT = len(OP_NAMES)
 EVICT_LRU, EVICT_LFU = 0, 1
 ATTACH_AUTO, ATTACH_ALIAS, ATTACH_COPY = 0, 1, 2
 EVICT_REASONS = ("pressure", "cap", "explicit")
+# kernels
+DTYPE_FP16, DTYPE_BF16 = 1, 2
+QUANT_NONE, QUANT_INT8, QUANT_FP8_E4M3 = 0, 1, 2
 
 
 # Spare zero bytes after every struct handed to libkvmm: structs only grow
@@ -154,13 +157,38 @@ class PrefixStats(Struct):
         return d
 
 
+class AttnParams(Struct):
+    _fields_ = [("batch", c_uint32), ("num_q_heads", c_uint32), ("head_dim", c_uint32),
+                ("dtype", c_uint32), ("max_len", c_uint32), ("num_splits", c_uint32),
+                ("scale", c_float), ("flags", c_uint32), ("q", c_uint64), ("q_stride", c_uint64),
+                ("out", c_uint64), ("out_stride", c_uint64), ("seq_lens", c_uint64),
+                ("seq_ids", c_uint64)]
+
+
+class PagedKV(Struct):
+    _fields_ = [("k_pool", c_uint64), ("v_pool", c_uint64), ("block_table", c_uint64),
+                ("num_blocks", c_uint32), ("block_size", c_uint32), ("num_kv_heads", c_uint32),
+                ("table_stride", c_uint32)]
+
+
+class PackRun(Struct):
+    _fields_ = [("addr", c_uint64), ("bytes", c_uint64)]
+
+
+class PackParams(Struct):
+    _fields_ = [("runs", POINTER(PackRun)), ("nruns", c_uint32), ("quant", c_uint32),
+                ("dtype", c_uint32), ("row_elems", c_uint32), ("staging", c_uint64),
+                ("staging_bytes", c_uint64)]
+
+
 # Every struct the binding mirrors, by its C name (for the ABI test).
 STRUCTS = {
     "kvmm_backend_config": BackendConfig, "kvmm_backend_stats": BackendStats,
     "kvmm_shape": Shape, "kvmm_cache_config": CacheConfig, "kvmm_cache_info": CacheInfo,
     "kvmm_step_entry": StepEntry, "kvmm_view": View, "kvmm_cache_stats": CacheStats,
     "kvmm_seq_stats": SeqStats, "kvmm_prefix_config": PrefixConfig, "kvmm_ns": Ns,
-    "kvmm_prefix_stats": PrefixStats,
+    "kvmm_prefix_stats": PrefixStats, "kvmm_attn_params": AttnParams,
+    "kvmm_paged_kv": PagedKV, "kvmm_pack_run": PackRun, "kvmm_pack_params": PackParams,
 }
 
 _p = c_void_p  # opaque object pointers
@@ -204,6 +232,15 @@ PROTOTYPES = {
     "kvmm_prefix_hint": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, c_uint64]),
     "kvmm_prefix_evict": (c_int, [_p, c_uint32]),
     "kvmm_prefix_stats": (c_int, [_p, POINTER(PrefixStats)]),
+    "kvmm_kernels_open": (c_int, [_p, POINTER(_p)]),
+    "kvmm_kernels_close": (None, [_p]),
+    "kvmm_kernels_last_error": (c_char_p, [_p]),
+    "kvmm_attn_decode": (c_int, [_p, POINTER(View), POINTER(View), POINTER(AttnParams),
+                                 c_uint64]),
+    "kvmm_attn_decode_paged": (c_int, [_p, POINTER(PagedKV), POINTER(AttnParams), c_uint64]),
+    "kvmm_pack_size": (c_int64, [POINTER(PackParams)]),
+    "kvmm_pack": (c_int, [_p, POINTER(PackParams), c_uint64]),
+    "kvmm_unpack": (c_int, [_p, POINTER(PackParams), c_uint64]),
 }
 
 class _Lib:
