@@ -99,7 +99,7 @@ class Cache(Owner):
         self.dlpack_device = ((dlpack.KDL_CUDA, _cuda_ordinal(backend)) if kind == "cuda"
                               else (dlpack.KDL_CPU, 0) if kind == "host" else None)
         self._seqs = weakref.WeakValueDictionary()  # slot -> open Sequence
-        self._prefix = None
+        self._prefix_clock = None  # the prefix cache's clock thunk, if any
 
     def _free(self):
         h, self._h = self._h, None
@@ -200,10 +200,21 @@ class Cache(Owner):
             n = m
 
     # -- prefix cache (kvmm.prefix holds the details) --
-    def enable_prefix(self, policy="lru", attach="auto", admit_hits=0, max_bytes=0):
-        """Enable the prefix cache (kvmm_prefix_enable), once."""
+    def enable_prefix(self, policy="lru", attach="auto", admit_hits=0, max_bytes=0,
+                      hint_ttl_ns=0, clock=None):
+        """Enable the prefix cache (kvmm_prefix_enable), once (EEXIST after).
+
+        policy: "lru" or "lfu" (leaf first).  attach: what "auto" means at
+        attach time: "auto" (libkvmm's measured cost rule), "alias" or "copy".
+        admit_hits: cache a prefix only once offered that many times.
+        max_bytes: cap on the prefix cache's blocks (0: only the budget).
+        hint_ttl_ns: how long a hint protects its prefix past the time it
+        named (0: 10 s).  clock: optional callable returning nanoseconds,
+        the clock of hint times (default CLOCK_MONOTONIC; a simulator passes
+        its virtual clock).  libkvmm calls it with the prefix cache's lock
+        held: it must not call into kvmm."""
         from . import prefix
-        prefix.enable(self, policy, attach, admit_hits, max_bytes)
+        prefix.enable(self, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock)
 
     def prefix_match(self, tokens, ns=None):
         """Longest cached prefix of tokens: a PrefixMatch (len 0 when none)."""
@@ -216,8 +227,10 @@ class Cache(Owner):
         return prefix.insert(self, seq, tokens, ns)
 
     def prefix_hint(self, tokens, ns=None, when_ns=0):
+        """Say tokens will be needed at when_ns (on the prefix cache's clock):
+        their blocks are evicted last.  Returns the number of tokens hinted."""
         from . import prefix
-        prefix.hint(self, tokens, ns, when_ns)
+        return prefix.hint(self, tokens, ns, when_ns)
 
     def prefix_evict(self, nblocks):
         """Evict up to nblocks unpinned blocks now; returns how many were."""

@@ -84,11 +84,26 @@ class PrefixMatch(Closing):
         return f"<kvmm.PrefixMatch {self.tokens} tokens{'' if self._h else ' (released)'}>"
 
 
-def enable(cache, policy, attach, admit_hits, max_bytes):
+CLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)
+
+
+def enable(cache, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock):
     cfg = _capi.PrefixConfig.new(_mode(POLICIES, "policy", policy),
                                  _mode(ATTACH, "attach", attach), u32("admit_hits", admit_hits),
                                  0, u64("max_bytes", max_bytes))
+    cfg.hint_ttl_ns = u64("hint_ttl_ns", hint_ttl_ns)
+    thunk = None
+    if clock is not None:
+        if not callable(clock):
+            raise TypeError("clock: expected a callable returning nanoseconds")
+
+        def _clock(_arg, fn=clock):
+            return fn()
+        thunk = CLOCK_FN(_clock)
+        cfg.clock = ctypes.cast(thunk, ctypes.c_void_p)
     check(lib.kvmm_prefix_enable(cache.handle, ctypes.byref(cfg)), "kvmm_prefix_enable")
+    # libkvmm calls the clock for the cache's lifetime: keep the thunk as long
+    cache._prefix_clock = thunk
 
 
 def match(cache, tokens, ns):
@@ -123,5 +138,5 @@ def insert(cache, seq, tokens, ns):
 def hint(cache, tokens, ns, when_ns):
     t = tokens_array(tokens)
     nsc = _ns(ns)
-    check(lib.kvmm_prefix_hint(cache.handle, ctypes.byref(nsc), t, len(t),
-                               u64("when_ns", when_ns)), "kvmm_prefix_hint")
+    return check(lib.kvmm_prefix_hint(cache.handle, ctypes.byref(nsc), t, len(t),
+                                      u64("when_ns", when_ns)), "kvmm_prefix_hint")

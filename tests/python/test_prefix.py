@@ -236,11 +236,39 @@ def test_handles_die_with_the_cache():
     be.close()
 
 
+def test_hints_on_a_virtual_clock():
+    """Hinted blocks are evicted after unhinted ones; the clock is ours."""
+    need_prefix()
+    now = [1_000_000]
+    with kvmm.Backend("host") as be, cache(be) as c:
+        c.enable_prefix(hint_ttl_ns=500, clock=lambda: now[0])
+        tpb = c.tokens_per_block
+        hinted, other = tokens(tpb, 1000), tokens(tpb, 9000)
+        for toks in (hinted, other):
+            with c.open() as s:
+                fill(s, tpb)
+                assert c.prefix_insert(s, toks) == tpb
+        # the hinted prefix is the LRU one, yet the other goes first
+        assert c.prefix_hint(hinted, None, now[0] + 100) == tpb
+        assert c.prefix_stats()["hints"] >= 1
+        assert c.prefix_evict(1) == 1
+        with c.prefix_match(hinted) as m:
+            assert len(m) == tpb
+        with c.prefix_match(other) as m:
+            assert len(m) == 0
+        c.prefix_evict(1)
+        assert c.prefix_stats()["blocks_cached"] == 0
+
+
 def test_hint_and_bad_arguments():
     need_prefix()
     with kvmm.Backend("host") as be, cache(be) as c:
+        try:
+            c.enable_prefix(clock=5)
+        except TypeError as e:
+            assert "clock" in str(e)
         c.enable_prefix()
-        c.prefix_hint(tokens(10), None, 0)
+        assert c.prefix_hint(tokens(10), None, 0) == 0  # nothing cached to hint
         for bad, exc in (([1, -2], ValueError), ([1 << 33], ValueError), ("abc", ValueError)):
             try:
                 c.prefix_match(bad)
