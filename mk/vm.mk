@@ -22,7 +22,13 @@ $(B)/tests/vm/%: $(B)/tests/vm/%.o $(VM_HELPER_OBJS) $(LIBKVMM_A)
 
 -include $(patsubst %.c,$(B)/%.d,$(wildcard tests/vm/*.c))
 
-vm-bins: $(VM_BINS)
+# kvmmctl, linked statically for the VM (the VM has no shared libraries)
+$(B)/bin/kvmmctl-static: $(patsubst %.c,$(B)/%.o,$(wildcard tools/kvmmctl/*.c)) $(LIBKVMM_A)
+	@mkdir -p $(dir $@)
+	$(qecho) LDSTATIC $@
+	$(Q)$(CC) -static $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBKVMM_A) -lm
+
+vm-bins: $(VM_BINS) $(B)/bin/kvmmctl-static
 
 test-vm: module vm-bins
 	@scripts/vm/run.sh

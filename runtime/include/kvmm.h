@@ -542,6 +542,159 @@ struct kvmm_prefix_stats {
 int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
 
 /* ------------------------------------------------------------------------
+ * Host page pools of the kvmm kernel module (/dev/kvmm, docs/kmod.md).
+ *
+ * A pool is host memory that kvmm.ko owns: pages on one NUMA node (or the
+ * node of a PCI device such as the GPU), charged to the creator's memory
+ * cgroup, counted against host-wide and per-uid limits, shared by name
+ * between processes, optionally outliving them, visible to operators
+ * (sysfs, kvmmctl).  The pool is mapped at kvmm_hostpool_base() for its whole
+ * life.  Each pool page (4 KiB or 2 MiB) is HOT (kept), COLD (the kernel
+ * may drop it under memory pressure: the data must have a copy elsewhere)
+ * or FREE (no data, memory released).  A dropped page reads as zeroes and
+ * its generation (kvmm_hostpool_page_gen(), read without a syscall) changes:
+ * treat that as a miss.
+ *
+ * Without the module, kvmm_probe() says -ENODEV; a pool created with
+ * KVMM_HOSTPOOL_CFG_FALLBACK is then ordinary shared memory bound to the node
+ * (mmap + mbind + pre-touch with KVMM_HOSTPOOL_CFG_POPULATE): the same calls work,
+ * but the pool has no name (cannot be opened or destroyed by others), is
+ * never reclaimed and goes with its handle.
+ * ---------------------------------------------------------------------- */
+#define KVMM_HOSTPOOL_NODE_ANY (-1)
+
+/* struct kvmm_hostpool_config.flags */
+#define KVMM_HOSTPOOL_CFG_PERSISTENT	 (1u << 0) /* outlives its handles until destroyed */
+#define KVMM_HOSTPOOL_CFG_POPULATE	 (1u << 2) /* every page gets memory at creation */
+#define KVMM_HOSTPOOL_CFG_GPU_NODE	 (1u << 3) /* node: the node of PCI device pci_dev */
+#define KVMM_HOSTPOOL_CFG_FALLBACK	 (1u << 8) /* no module: use ordinary memory */
+#define KVMM_HOSTPOOL_CFG_FORCE_FALLBACK (1u << 9) /* ordinary memory even with the module */
+
+/* kvmm_hostpool_open() flags */
+#define KVMM_HOSTPOOL_READ_ONLY (1u << 0)
+
+enum kvmm_hostpool_page_state {
+	KVMM_HOSTPOOL_PAGE_FREE = 0,
+	KVMM_HOSTPOOL_PAGE_HOT = 1,
+	KVMM_HOSTPOOL_PAGE_COLD = 2,
+};
+
+/* Tiers of kvmm_hostpool_set_residency() */
+enum kvmm_hostpool_tier {
+	KVMM_HOSTPOOL_TIER_GPU = 0,
+	KVMM_HOSTPOOL_TIER_HOST = 1,
+	KVMM_HOSTPOOL_TIER_DISK = 2,
+	KVMM_HOSTPOOL_TIER_INFLIGHT = 3,
+	KVMM_HOSTPOOL_TIERS = 4
+};
+
+/* What the module offers (kvmm_probe()). */
+struct kvmm_kmod_info {
+	uint32_t api_version;
+	uint32_t nr_node_ids;
+	uint64_t features;   /* KVMM_FEATURE_* of uapi/kvmm.h */
+	uint64_t ioctls;     /* KVMM_IOCTL_BIT() of each command */
+	uint64_t page_sizes; /* bit n: pools of 2^n byte pages */
+};
+
+struct kvmm_hostpool_config {
+	const char *name;   /* 1-63 of [A-Za-z0-9._-], not starting with '.' */
+	uint64_t bytes;	    /* a multiple of the page size */
+	int node;	    /* NUMA node, or KVMM_HOSTPOOL_NODE_ANY */
+	uint32_t page_size; /* 4096 or 2 MiB; 0: 2 MiB */
+	uint32_t flags;	    /* KVMM_HOSTPOOL_CFG_* */
+	uint32_t mode;	    /* permission bits for other users; 0: 0600 */
+	uint32_t pci_dev;   /* with KVMM_HOSTPOOL_CFG_GPU_NODE: domain << 16 | bus << 8 | devfn */
+	uint32_t __pad;
+};
+
+struct kvmm_hostpool_range {
+	uint64_t first;
+	uint64_t count;
+};
+
+/* A snapshot of a pool. */
+struct kvmm_hostpool_stat {
+	uint64_t bytes;
+	uint64_t page_size;
+	uint64_t pages;
+	uint64_t pages_present;			 /* with memory */
+	uint64_t pages_state[3];		 /* by enum kvmm_hostpool_page_state */
+	uint64_t pages_reclaimed;		 /* dropped by the kernel, ever */
+	uint64_t residency[KVMM_HOSTPOOL_TIERS]; /* as last published */
+	int node;				 /* or KVMM_HOSTPOOL_NODE_ANY */
+	uint32_t attached;			 /* open handles (all processes) */
+	uint32_t uid;
+	uint32_t mode;
+	uint32_t fallback; /* 1: ordinary memory, not a module pool */
+	uint32_t __pad;
+};
+
+struct kvmm_hostpool;
+
+/*
+ * Is the module there, and does it speak this library's ABI?  0 (and *info
+ * when not NULL), -ENODEV no /dev/kvmm, -EACCES no permission to open it,
+ * -EPROTO another ABI version.  path NULL: $KVMM_DEVICE, else /dev/kvmm.
+ * Thread-safe.
+ */
+int kvmm_probe(const char *path, struct kvmm_kmod_info *info);
+/*
+ * Create a pool and map it.  *out is the caller's; kvmm_hostpool_close() it.
+ * -EEXIST name taken, -ENOSPC over the host-wide limit, -EDQUOT over the
+ * per-uid limit, -ENFILE too many pools, -ENOMEM no memory on the node
+ * (with POPULATE), -ENODEV no module (without FALLBACK) or no such node /
+ * PCI device, -EINVAL bad config.  Thread-safe.
+ */
+int kvmm_hostpool_create(const struct kvmm_hostpool_config *cfg, struct kvmm_hostpool **out);
+/* Open an existing pool by name and map it (read-only with
+ * KVMM_HOSTPOOL_READ_ONLY).  -ENOENT, -EACCES.  Thread-safe. */
+int kvmm_hostpool_open(const char *name, uint32_t flags, struct kvmm_hostpool **out);
+/* Remove a pool's name; its memory goes with its last user.  Thread-safe. */
+int kvmm_hostpool_destroy(const char *name);
+/* Unmap and close; NULL is a no-op.  Single caller, no other call on p may
+ * run or follow. */
+void kvmm_hostpool_close(struct kvmm_hostpool *p);
+/* Where the pool is mapped (valid until close).  Thread-safe. */
+void *kvmm_hostpool_base(const struct kvmm_hostpool *p);
+/* Bytes of one pool page.  Thread-safe. */
+uint64_t kvmm_hostpool_page_size(const struct kvmm_hostpool *p);
+/* Number of pool pages.  Thread-safe. */
+uint64_t kvmm_hostpool_pages(const struct kvmm_hostpool *p);
+/* The pool's fd (module pools; -1 for fallback pools).  Thread-safe. */
+int kvmm_hostpool_fd(const struct kvmm_hostpool *p);
+/*
+ * Set the state of pages [first, first + count) (pool pages).  FREE
+ * releases their memory at once.  Returns the pages whose state changed.
+ * -EINVAL out of range, -EBADF read-only handle.  Thread-safe.
+ */
+int64_t kvmm_hostpool_set_state(struct kvmm_hostpool *p, uint64_t first, uint64_t count,
+				enum kvmm_hostpool_page_state state);
+/* The same for n ranges at once (one syscall; all or nothing). */
+int64_t kvmm_hostpool_set_states(struct kvmm_hostpool *p, const struct kvmm_hostpool_range *r,
+				 uint32_t n, enum kvmm_hostpool_page_state state);
+/* Give memory to every page of the range now (FREE ones become HOT): after
+ * 0, touching them cannot fail.  -ENOMEM.  Thread-safe. */
+int kvmm_hostpool_populate(struct kvmm_hostpool *p, uint64_t first, uint64_t count);
+/*
+ * The generation of a page: changes each time the kernel drops the page.
+ * Note it when the page is filled; a different value later means the data
+ * is gone.  No syscall; 0 for fallback pools.  Thread-safe.
+ */
+uint32_t kvmm_hostpool_page_gen(const struct kvmm_hostpool *p, uint64_t page);
+/* Bumped after every drop in the pool: unchanged means nothing was
+ * dropped since it was last read.  No syscall.  Thread-safe. */
+uint64_t kvmm_hostpool_drop_seq(const struct kvmm_hostpool *p);
+/* An eventfd that becomes readable when pages are dropped; owned by p
+ * (closed by kvmm_hostpool_close).  -ENOTSUP for fallback pools.  Thread-safe. */
+int kvmm_hostpool_eventfd(struct kvmm_hostpool *p);
+/* Publish how many of the owner's pages are in each tier (shown by sysfs
+ * and kvmmctl).  Thread-safe. */
+int kvmm_hostpool_set_residency(struct kvmm_hostpool *p, const uint64_t pages[KVMM_HOSTPOOL_TIERS]);
+/* Snapshot of the pool.  Thread-safe. */
+int kvmm_hostpool_stat(const struct kvmm_hostpool *p, struct kvmm_hostpool_stat *st);
+
+/* ------------------------------------------------------------------------
  * Kernels: decode attention over kvmm views, a paged baseline, and the
  * pack/unpack kernels of the tier path (docs/kernels.md).
  *

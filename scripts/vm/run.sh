@@ -70,6 +70,9 @@ done
 for b in build/default/bin/kvmmctl-static build/default/bin/kvmm-bench-static; do
 	[ -x "$b" ] && cp "$b" "$stage/bin/$(basename "$b" -static)"
 done
+# kvmmctl --help as docs/kmod.md has it (test_kvmmctl compares the two)
+sed -n '/<!-- kvmmctl-help: begin -->/,/<!-- kvmmctl-help: end -->/p' docs/kmod.md |
+	sed '1,2d;$d' | sed '$d' > "$stage/etc/kvmm-vm/kvmmctl-help.txt"
 
 if [ "$mode" = test ]; then
 	for t in build/default/tests/vm/test_*; do

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* vmt.c - helpers shared by the VM tests (see vmt.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -376,4 +377,171 @@ int vmt_page_nodes(void *p, size_t len, int *nodes)
 	r = syscall(SYS_move_pages, 0, n, pages, NULL, nodes, 0);
 	free(pages);
 	return r ? -errno : 0;
+}
+
+static void vmt_slurp(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char tmp[4096];
+		ssize_t r = read(fd, tmp, sizeof(tmp));
+
+		if (r <= 0)
+			break;
+		for (ssize_t i = 0; i < r && n + 1 < len; i++)
+			buf[n++] = tmp[i];
+	}
+	if (len)
+		buf[n] = 0;
+}
+
+int vmt_run(const char *cmd, char *out, size_t outlen, char *err, size_t errlen)
+{
+	return vmt_run_as(-1, cmd, out, outlen, err, errlen);
+}
+
+int vmt_run_as(int uid, const char *cmd, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char errpath[] = "/tmp/vmt-err-XXXXXX";
+	int po[2], efd, status;
+	pid_t pid;
+
+	efd = mkstemp(errpath);
+	if (efd < 0 || pipe(po))
+		return -1;
+	unlink(errpath);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(efd, 2);
+		close(po[0]);
+		if (uid >= 0 &&
+		    (setgroups(0, NULL) || setresgid((gid_t)uid, (gid_t)uid, (gid_t)uid) ||
+		     setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid)))
+			_exit(126);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(po[1]);
+	vmt_slurp(po[0], out, outlen);
+	close(po[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		status = -1;
+	lseek(efd, 0, SEEK_SET);
+	vmt_slurp(efd, err, errlen);
+	close(efd);
+	return status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *json_value(const char *s, int depth);
+
+static const char *json_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return s;
+}
+
+static const char *json_string(const char *s)
+{
+	if (*s++ != '"')
+		return NULL;
+	while (*s && *s != '"') {
+		if ((unsigned char)*s < 0x20)
+			return NULL;
+		if (*s == '\\') {
+			s++;
+			if (*s == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!isxdigit((unsigned char)s[i]))
+						return NULL;
+				s += 4;
+			} else if (!strchr("\"\\/bfnrt", *s) || !*s) {
+				return NULL;
+			}
+		}
+		s++;
+	}
+	return *s == '"' ? s + 1 : NULL;
+}
+
+static const char *json_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (isdigit((unsigned char)*s))
+		while (isdigit((unsigned char)*s))
+			s++;
+	else
+		return NULL;
+	if (*s == '.') {
+		s++;
+		if (!isdigit((unsigned char)*s))
+			return NULL;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!isdigit((unsigned char)*s))
+			return NULL;
+		while (isdigit((unsigned char)*s))
+			s++;
+	}
+	return s;
+}
+
+static const char *json_value(const char *s, int depth)
+{
+	if (depth > 64)
+		return NULL;
+	s = json_ws(s);
+	if (*s == '{' || *s == '[') {
+		char close = *s == '{' ? '}' : ']';
+
+		s = json_ws(s + 1);
+		if (*s == close)
+			return s + 1;
+		for (;;) {
+			if (close == '}') {
+				s = json_string(json_ws(s));
+				if (!s)
+					return NULL;
+				s = json_ws(s);
+				if (*s++ != ':')
+					return NULL;
+			}
+			s = json_value(s, depth + 1);
+			if (!s)
+				return NULL;
+			s = json_ws(s);
+			if (*s == close)
+				return s + 1;
+			if (*s++ != ',')
+				return NULL;
+		}
+	}
+	if (*s == '"')
+		return json_string(s);
+	if (!strncmp(s, "true", 4))
+		return s + 4;
+	if (!strncmp(s, "false", 5))
+		return s + 5;
+	if (!strncmp(s, "null", 4))
+		return s + 4;
+	return json_number(s);
+}
+
+int vmt_json_valid(const char *s)
+{
+	const char *e = json_value(s, 0);
+
+	return e && !*json_ws(e);
 }

@@ -74,3 +74,11 @@ void vmt_fill(void *p, size_t len, uint64_t seed);
 long vmt_check(const void *p, size_t len, uint64_t seed);
 /* NUMA node of each page of [p, p + len), via move_pages(2); -errno */
 int vmt_page_nodes(void *p, size_t len, int *nodes);
+
+/* Run the shell command cmd; its exit status (or -1), stdout and stderr
+ * (NUL-terminated, truncated to their sizes). */
+int vmt_run(const char *cmd, char *out, size_t outlen, char *err, size_t errlen);
+/* The same as user and group uid (uid < 0: as we are) */
+int vmt_run_as(int uid, const char *cmd, char *out, size_t outlen, char *err, size_t errlen);
+/* 1 when s is one JSON value (RFC 8259) followed by optional whitespace */
+int vmt_json_valid(const char *s);
