@@ -38,6 +38,8 @@ def parse():
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--layout", default="auto", choices=("auto", "token-major", "layer-major"),
                    help="auto: token-major when a token's KV divides the page")
+    p.add_argument("--attention", default="sdpa", choices=("sdpa", "kernel"),
+                   help="kernel: decode steps on kvmm's attention kernel (bf16/fp16)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--system-tokens", type=int, default=3968,
                    help="shared prompt prefix (the prefix cache's part)")
@@ -86,7 +88,8 @@ def main():
                                    max_seqs=2 * b,
                                    max_tokens=n + new + 16,
                                    budget_bytes=(2 * b + 1) * (n + new + 16) * token_bytes
-                                   + 64 * MiB, reserve_bytes=64 * MiB)
+                                   + 64 * MiB, reserve_bytes=64 * MiB,
+                                   attention=a.attention)
     print(f"model: Llama {a.layers} layers, hidden {a.hidden}, {heads} heads "
           f"({model.config.num_key_value_heads} KV), vocab {vocab}, {a.dtype}, random weights")
     print(f"kvmm:  {store.cache!r}, {store.cache.tokens_per_block} tokens per block, "
@@ -195,7 +198,7 @@ def main():
           f"{pst['attach_alias']}/{pst['attach_copy']}; cache: {st['cache']['step_calls']} "
           f"steps, {st['cache']['mapper_waits']} mapper waits, "
           f"{st['cache']['critical_path_driver_calls']} driver calls in kvmm_step, "
-          f"{st['gathers']} gathered updates")
+          f"{st['gathers']} gathered updates, {store.kernel_calls} decode-kernel launches")
     store.close()
     return _finish(a, results, ok)
 

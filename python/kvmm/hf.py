@@ -19,6 +19,8 @@ one kvmm_step, which maps pages ahead of need in the steady state.
 Needs torch and transformers (5.x; written against the Cache / CacheLayer
 API of 5.17) and a uniform-stride layout (token-major or layer-major).
 """
+import threading
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -49,11 +51,16 @@ class KvmmStore(Closing):
     one stride (what a [batch, heads, tokens, dim] tensor needs); None picks
     token-major when a token's KV divides the page, else layer-major.
     prefix: enable the prefix cache (kvmm_prefix_enable) when libkvmm has it.
+    attention: "sdpa" (the model's SDPA reads the kvmm views) or "kernel":
+    decode steps run libkvmm's decode attention kernel over the views
+    (CUDA, float16/bfloat16, head_dim 64 or 128; prefill stays on SDPA).
     """
 
     def __init__(self, *, num_layers, num_kv_heads, head_dim, dtype, max_seqs, max_tokens,
                  budget_bytes, reserve_bytes=0, layout=None, backend="cuda", device=0,
-                 prefix=True, model_id=0, attach="auto"):
+                 prefix=True, model_id=0, attach="auto", attention="sdpa"):
+        if attention not in ("sdpa", "kernel"):
+            raise ValueError(f"attention: {attention!r} is not 'sdpa' or 'kernel'")
         if layout not in (None, "token-major", "layer-major"):
             raise ValueError(f"layout: {layout!r}: the HF cache needs a uniform token stride "
                              "(token-major or layer-major)")
@@ -86,6 +93,23 @@ class KvmmStore(Closing):
         if self.prefix:
             self.cache.enable_prefix(attach=attach)
         self.gathers = 0  # updates that had to gather rows (non-strided slots)
+        self.kernels = None
+        self.kernel_calls = 0
+        if attention == "kernel":
+            self._open_kernels()
+
+    def _open_kernels(self):
+        from .kernels import DTYPES, Kernels
+        c = self.cache
+        if self.device.type != "cuda" or c.dtype not in DTYPES or c.head_dim not in (64, 128):
+            self.close()
+            raise ValueError("attention='kernel' needs the CUDA backend, float16 or bfloat16 "
+                             f"and head_dim 64 or 128 (this store: {self.device.type}, "
+                             f"{c.dtype}, head_dim {c.head_dim})")
+        self.kernels = Kernels(self.backend)
+        self.kview = [c.view(layer, "k") for layer in range(c.num_layers)]
+        self.vview = [c.view(layer, "v") for layer in range(c.num_layers)]
+        _install_decode_attention()
 
     @classmethod
     def for_model(cls, model, **kw):
@@ -173,6 +197,8 @@ class KvmmStore(Closing):
         if self.device.type == "cuda" and self.k:
             torch.cuda.synchronize(self.device)
         self.k, self.v = [], []  # (each tensor pins the cache until freed)
+        if self.kernels is not None:
+            self.kernels.close()
         self.cache.close()
         self.backend.close()
 
@@ -180,6 +206,11 @@ class KvmmStore(Closing):
 def _has_prefix():
     from . import has
     return has("kvmm_prefix_match")
+
+
+def _has_kernels():
+    from . import has
+    return has("kvmm_attn_decode")
 
 
 def _token_rows(prompts):
@@ -211,6 +242,10 @@ class KvmmCache(Closing, Cache):
             self._kvmm_rows = slice(slots[0], slots[-1] + 1, step)
         else:
             self._kvmm_rows = torch.tensor(slots, device=store.device)
+        if store.kernels is not None:  # the kernel's per-entry slots and lengths
+            self._kvmm_ids = torch.tensor(slots, dtype=torch.int32, device=store.device)
+            self._kvmm_lens = torch.full((len(slots),), length, dtype=torch.int32,
+                                         device=store.device)
         layers = [KvmmLayer(self, i) for i in range(len(store.k))]
         super().__init__(layers=layers)
 
@@ -228,10 +263,32 @@ class KvmmCache(Closing, Cache):
         if end > self._kvmm_len:
             self._kvmm_batch.step(end)
             self._kvmm_len = end
+            if self._kvmm_store.kernels is not None:
+                self._kvmm_lens.fill_(end)  # (queued on the stream, like the forward)
+
+    def _kvmm_decode(self, layer, query, scale):
+        """One decode step's attention for layer with kvmm_attn_decode:
+        query [batch, q heads, 1, dim] -> [batch, 1, q heads, dim]."""
+        st = self._kvmm_store
+        q = query[:, :, 0]
+        if q.stride(2) != 1 or q.stride(1) != q.shape[2] or q.data_ptr() % 16:
+            q = q.contiguous()
+        out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        st.kernels.attn_decode(st.kview[layer], st.vview[layer], q=q.data_ptr(),
+                               q_stride=q.stride(0), out=out.data_ptr(),
+                               seq_lens=self._kvmm_lens.data_ptr(),
+                               seq_ids=self._kvmm_ids.data_ptr(), batch=q.shape[0],
+                               num_q_heads=q.shape[1], max_len=self._kvmm_len,
+                               scale=scale or 0.0,
+                               stream=torch.cuda.current_stream(q.device).cuda_stream)
+        st.kernel_calls += 1
+        return out.unsqueeze(1), None
 
     def _kvmm_set_len(self, n):
         self._kvmm_batch.step(n)  # may shrink (not below an attached prefix)
         self._kvmm_len = n
+        if self._kvmm_store.kernels is not None:
+            self._kvmm_lens.fill_(n)
         for layer in self.layers:
             layer._kvmm_length = n
 
@@ -319,6 +376,10 @@ class KvmmLayer(DynamicLayer):
         self._kvmm_length = end
         self.keys = k_all[rows, :end].transpose(1, 2)
         self.values = v_all[rows, :end].transpose(1, 2)
+        if st.kernels is not None and end - start == 1:
+            # The attention call that follows gets exactly these keys: it
+            # may run kvmm's decode kernel instead of SDPA (see below).
+            _DECODE.pending = (self.keys, o, self._kvmm_idx)
         return self.keys, self.values
 
     def get_seq_length(self, *args, **kwargs):
@@ -347,6 +408,31 @@ class KvmmLayer(DynamicLayer):
 
     reorder_cache = batch_repeat_interleave = batch_select_indices = _unsupported
     offload = prefetch = _unsupported
+
+
+_DECODE = threading.local()
+
+
+def _install_decode_attention():
+    """Wrap transformers' "sdpa" attention once: a decode step whose keys are
+    the ones a kernel-enabled KvmmCache just returned (and that needs no mask:
+    no padding) runs kvmm_attn_decode over the cache's views; everything else
+    (prefill, other caches, masked batches) goes to SDPA as before."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    if getattr(sdpa, "_kvmm_decode", False):
+        return
+
+    def sdpa_or_kvmm_decode(module, query, key, value, attention_mask, *args, **kwargs):
+        pending = getattr(_DECODE, "pending", None)
+        _DECODE.pending = None
+        if (pending is not None and pending[0] is key and attention_mask is None
+                and query.shape[2] == 1):
+            return pending[1]._kvmm_decode(pending[2], query, kwargs.get("scaling"))
+        return sdpa(module, query, key, value, attention_mask, *args, **kwargs)
+
+    sdpa_or_kvmm_decode._kvmm_decode = True
+    ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa_or_kvmm_decode
 
 
 def generate(model, input_ids, max_new_tokens, cache=None, mask_len=None):

@@ -117,6 +117,26 @@ def test_bfloat16():
     del model
 
 
+def test_decode_with_the_kvmm_kernel():
+    """attention="kernel": decode steps run kvmm_attn_decode over the views."""
+    if not hf._has_kernels():
+        skip("libkvmm has no kernels API")
+    model = hf.random_llama(seed=0, dtype=torch.bfloat16, device="cuda")
+    ids = prompts(B, N, 2)
+    ref_tok, ref_logits, _ = generate(model, ids)
+    with store(model, attention="kernel") as st, st.new_cache(batch_size=B) as c:
+        tok, logits, _ = generate(model, ids, c)
+        layers = model.config.num_hidden_layers
+        print(f"# {st.kernel_calls} kernel launches for {NEW - 1} decode steps x {layers} "
+              "layers", flush=True)
+        assert st.kernel_calls == (NEW - 1) * layers
+        compare("bf16 generate, kvmm decode kernel", ref_tok, ref_logits, tok, logits, 0.1)
+    # the wrapper leaves every other cache on SDPA: the reference is unchanged
+    again, _, _ = generate(model, ids)
+    assert torch.equal(again, ref_tok)
+    del model
+
+
 def _prefix_requests(mode):
     with store(attach=mode) as st:
         if not st.prefix:
