@@ -20,6 +20,7 @@ from ._loader import LibraryNotFoundError
 from .backend import Backend
 from .cache import LAYOUTS, Batch, Cache, Sequence
 from .errors import KvmmError, Unavailable
+from .hostpool import HostPool, probe
 from .prefix import Namespace, PrefixMatch
 from .view import KVView
 
@@ -51,6 +52,6 @@ def strerror(err):
     return _lib.kvmm_strerror(-abs(int(err))).decode()
 
 
-__all__ = ["Backend", "Batch", "Cache", "KVView", "KvmmError", "LAYOUTS", "LibraryNotFoundError",
-           "Namespace", "PrefixMatch", "Sequence", "Unavailable", "K", "V", "dtypes", "has",
-           "library_path", "library_version", "strerror"]
+__all__ = ["Backend", "Batch", "Cache", "HostPool", "KVView", "KvmmError", "LAYOUTS",
+           "LibraryNotFoundError", "Namespace", "PrefixMatch", "Sequence", "Unavailable", "K", "V",
+           "dtypes", "has", "library_path", "library_version", "probe", "strerror"]

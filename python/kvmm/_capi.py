@@ -29,6 +29,13 @@ OP_COUNT = len(OP_NAMES)
 EVICT_LRU, EVICT_LFU = 0, 1
 ATTACH_AUTO, ATTACH_ALIAS, ATTACH_COPY = 0, 1, 2
 EVICT_REASONS = ("pressure", "cap", "explicit")
+# host pools (kvmm.ko, or ordinary memory as a fallback)
+HOSTPOOL_NODE_ANY = -1
+HOSTPOOL_CFG_PERSISTENT, HOSTPOOL_CFG_POPULATE, HOSTPOOL_CFG_GPU_NODE = 1 << 0, 1 << 2, 1 << 3
+HOSTPOOL_CFG_FALLBACK, HOSTPOOL_CFG_FORCE_FALLBACK = 1 << 8, 1 << 9
+HOSTPOOL_READ_ONLY = 1 << 0
+PAGE_STATES = ("free", "hot", "cold")  # enum kvmm_hostpool_page_state, in order
+HOSTPOOL_TIERS = ("gpu", "host", "disk", "inflight")  # enum kvmm_hostpool_tier
 # kernels
 DTYPE_FP16, DTYPE_BF16 = 1, 2
 QUANT_NONE, QUANT_INT8, QUANT_FP8_E4M3 = 0, 1, 2
@@ -181,6 +188,36 @@ class PackParams(Struct):
                 ("staging_bytes", c_uint64)]
 
 
+class KmodInfo(Struct):
+    _fields_ = [("api_version", c_uint32), ("nr_node_ids", c_uint32), ("features", c_uint64),
+                ("ioctls", c_uint64), ("page_sizes", c_uint64)]
+
+
+class HostpoolConfig(Struct):
+    _fields_ = [("name", c_char_p), ("bytes", c_uint64), ("node", c_int),
+                ("page_size", c_uint32), ("flags", c_uint32), ("mode", c_uint32),
+                ("pci_dev", c_uint32), ("__pad", c_uint32)]
+
+
+class HostpoolRange(Struct):
+    _fields_ = [("first", c_uint64), ("count", c_uint64)]
+
+
+class HostpoolStat(Struct):
+    _fields_ = [("bytes", c_uint64), ("page_size", c_uint64), ("pages", c_uint64),
+                ("pages_present", c_uint64), ("pages_state", c_uint64 * len(PAGE_STATES)),
+                ("pages_reclaimed", c_uint64), ("residency", c_uint64 * len(HOSTPOOL_TIERS)),
+                ("node", c_int), ("attached", c_uint32), ("uid", c_uint32), ("mode", c_uint32),
+                ("fallback", c_uint32), ("__pad", c_uint32)]
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["pages_state"] = dict(zip(PAGE_STATES, self.pages_state))
+        d["residency"] = dict(zip(HOSTPOOL_TIERS, self.residency))
+        d["fallback"] = bool(self.fallback)
+        return d
+
+
 # Every struct the binding mirrors, by its C name (for the ABI test).
 STRUCTS = {
     "kvmm_backend_config": BackendConfig, "kvmm_backend_stats": BackendStats,
@@ -189,6 +226,8 @@ STRUCTS = {
     "kvmm_seq_stats": SeqStats, "kvmm_prefix_config": PrefixConfig, "kvmm_ns": Ns,
     "kvmm_prefix_stats": PrefixStats, "kvmm_attn_params": AttnParams,
     "kvmm_paged_kv": PagedKV, "kvmm_pack_run": PackRun, "kvmm_pack_params": PackParams,
+    "kvmm_kmod_info": KmodInfo, "kvmm_hostpool_config": HostpoolConfig,
+    "kvmm_hostpool_range": HostpoolRange, "kvmm_hostpool_stat": HostpoolStat,
 }
 
 _p = c_void_p  # opaque object pointers
@@ -232,6 +271,23 @@ PROTOTYPES = {
     "kvmm_prefix_hint": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, c_uint64]),
     "kvmm_prefix_evict": (c_int, [_p, c_uint32]),
     "kvmm_prefix_stats": (c_int, [_p, POINTER(PrefixStats)]),
+    "kvmm_probe": (c_int, [c_char_p, POINTER(KmodInfo)]),
+    "kvmm_hostpool_create": (c_int, [POINTER(HostpoolConfig), POINTER(_p)]),
+    "kvmm_hostpool_open": (c_int, [c_char_p, c_uint32, POINTER(_p)]),
+    "kvmm_hostpool_destroy": (c_int, [c_char_p]),
+    "kvmm_hostpool_close": (None, [_p]),
+    "kvmm_hostpool_base": (c_void_p, [_p]),
+    "kvmm_hostpool_page_size": (c_uint64, [_p]),
+    "kvmm_hostpool_pages": (c_uint64, [_p]),
+    "kvmm_hostpool_fd": (c_int, [_p]),
+    "kvmm_hostpool_set_state": (c_int64, [_p, c_uint64, c_uint64, c_int]),
+    "kvmm_hostpool_set_states": (c_int64, [_p, POINTER(HostpoolRange), c_uint32, c_int]),
+    "kvmm_hostpool_populate": (c_int, [_p, c_uint64, c_uint64]),
+    "kvmm_hostpool_page_gen": (c_uint32, [_p, c_uint64]),
+    "kvmm_hostpool_drop_seq": (c_uint64, [_p]),
+    "kvmm_hostpool_eventfd": (c_int, [_p]),
+    "kvmm_hostpool_set_residency": (c_int, [_p, POINTER(c_uint64)]),
+    "kvmm_hostpool_stat": (c_int, [_p, POINTER(HostpoolStat)]),
     "kvmm_kernels_open": (c_int, [_p, POINTER(_p)]),
     "kvmm_kernels_close": (None, [_p]),
     "kvmm_kernels_last_error": (c_char_p, [_p]),

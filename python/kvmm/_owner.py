@@ -29,14 +29,32 @@ class Closing:
 
 
 class Owner(Closing):
+    _kind = "object"  # for messages: "backend is closed"
+    _destroy = None  # name of the libkvmm function that frees the handle
+    _parent = None  # the Owner this one pinned at creation, if any
+
     def _owner_init(self):
+        self._h = None
         self._olock = threading.Lock()
         self._pins = 0
         self._closing = False
         self._freed = False
 
+    @property
+    def handle(self):
+        """The C object's pointer (an int), for other C code."""
+        h = self._h
+        if not h or self._closing:
+            raise ValueError(f"{self._kind} is closed")
+        return h
+
     def _free(self):
-        raise NotImplementedError
+        h, self._h = self._h, None
+        if h:
+            from ._capi import lib
+            getattr(lib, self._destroy)(h)
+            if self._parent is not None:
+                self._parent._unpin()
 
     @property
     def closed(self):

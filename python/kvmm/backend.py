@@ -25,9 +25,10 @@ class Backend(Owner):
     created on it is gone.  Thread-safe, like the C functions it wraps.
     """
 
+    _kind, _destroy = "backend", "kvmm_backend_close"
+
     def __init__(self, kind="auto", device=0, hugetlb=False, page_size=0):
         self._owner_init()
-        self._h = None
         if kind not in _KINDS:
             raise ValueError(f"kind: {kind!r} is not one of {', '.join(_KINDS)}")
         cfg = _capi.BackendConfig.new(_KINDS[kind], int(device),
@@ -40,18 +41,6 @@ class Backend(Owner):
               f"kind={kind}" + (f", device={device}" if kind in ("cuda", "auto") else ""))
         self._h = h.value
         self.device = device
-
-    def _free(self):
-        h, self._h = self._h, None
-        if h:
-            lib.kvmm_backend_close(h)
-
-    @property
-    def handle(self):
-        """The struct kvmm_backend pointer (an int), for other C code."""
-        if not self._h or self._closing:
-            raise ValueError("backend is closed")
-        return self._h
 
     @property
     def name(self):

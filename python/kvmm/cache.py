@@ -45,11 +45,12 @@ class Cache(Owner):
     which must not race with other calls.
     """
 
+    _kind = "cache"
+
     def __init__(self, backend, *, num_layers, num_kv_heads, head_dim, dtype="float16",
                  layout="default", max_seqs, max_tokens, budget_bytes, reserve_bytes=0,
                  map_ahead_tokens=0, low_water_bytes=0, mapper=True, pressure=None):
         self._owner_init()
-        self._h = None
         self.dtype = dtypes.canonical(dtype)
         if layout not in LAYOUTS:
             raise ValueError(f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
@@ -109,14 +110,6 @@ class Cache(Owner):
         if h:
             lib.kvmm_cache_destroy(h)
             self.backend._unpin()
-
-    @property
-    def handle(self):
-        """The struct kvmm_cache pointer (an int), for other C code."""
-        h = self._h
-        if not h or self._closing:
-            raise ValueError("cache is closed")
-        return h
 
     @property
     def info(self):

@@ -25,9 +25,10 @@ class Kernels(Owner):
     """kvmm_kernels_open on a CUDA backend (KvmmError ENOTSUP elsewhere, or
     when libkvmm was built without nvcc).  Closing waits for the device."""
 
+    _kind, _destroy = "kernels", "kvmm_kernels_close"
+
     def __init__(self, backend):
         self._owner_init()
-        self._h = None
         self.backend = backend
         backend._pin("backend")
         h = ctypes.c_void_p()
@@ -36,18 +37,7 @@ class Kernels(Owner):
             backend._unpin()
             raise KvmmError(ret, "kvmm_kernels_open", backend.last_error or None)
         self._h = h.value
-
-    def _free(self):
-        h, self._h = self._h, None
-        if h:
-            lib.kvmm_kernels_close(h)
-            self.backend._unpin()
-
-    @property
-    def handle(self):
-        if not self._h or self._closing:
-            raise ValueError("kernels are closed")
-        return self._h
+        self._parent = backend
 
     @property
     def last_error(self):
