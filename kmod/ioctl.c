@@ -200,7 +200,7 @@ static int kvmm_pool_create_cmd(struct kvmm_ucmd *ucmd)
 		return -EINVAL;
 	if (!cmd->bytes || cmd->bytes & ((1ULL << cmd->page_shift) - 1))
 		return -EINVAL;
-	if (cmd->bytes > KVMM_POOL_MAX_BYTES)
+	if (cmd->bytes > KVMM_POOL_MAX_BYTES || cmd->bytes >> cmd->page_shift > KVMM_POOL_MAX_PAGES)
 		return -EFBIG;
 	if (cmd->mode & ~0777U)
 		return -EINVAL;
@@ -216,6 +216,9 @@ static int kvmm_pool_create_cmd(struct kvmm_ucmd *ucmd)
 	if (ret)
 		return ret;
 
+	ret = kvmm_registry_precheck(cmd->bytes);
+	if (ret)
+		return ret;
 	p.name = cmd->name;
 	p.bytes = cmd->bytes;
 	p.page_shift = cmd->page_shift;

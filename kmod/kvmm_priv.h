@@ -157,6 +157,7 @@ extern struct kvmm_registry kvmm_registry;
 
 void kvmm_registry_init(u64 limit_bytes, u64 limit_uid_bytes, unsigned int max_pools);
 void kvmm_registry_exit(void);
+int kvmm_registry_precheck(u64 bytes);
 int kvmm_registry_add(struct kvmm_pool *pool);
 void kvmm_registry_unlink(struct kvmm_pool *pool);
 int kvmm_registry_destroy(const char *name);

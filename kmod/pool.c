@@ -30,8 +30,14 @@
 #include "compat.h"
 #include "kvmm_priv.h"
 
-/* Metadata is 9 bytes per pool page: keep it to 576 MiB at the very most. */
-#define KVMM_MAX_POOL_PAGES	BIT(26)
+/*
+ * Metadata is about 13 bytes per pool page (pointer, state, generation,
+ * bitmap bit): at most 2^24 pages keeps it to 208 MiB, and 4 KiB pools to
+ * 64 GiB (larger ones take 2 MiB pages).
+ */
+#define KVMM_MAX_POOL_PAGES	KVMM_POOL_MAX_PAGES
+/* big, possibly vmalloc'ed arrays: fail rather than OOM-kill */
+#define KVMM_META_GFP		(GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN)
 
 static struct workqueue_struct *kvmm_put_wq;
 
@@ -51,9 +57,9 @@ struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 	pool = kzalloc(sizeof(*pool), GFP_KERNEL_ACCOUNT);
 	if (!pool)
 		return ERR_PTR(-ENOMEM);
-	pool->pages = kvcalloc(nr, sizeof(*pool->pages), GFP_KERNEL_ACCOUNT);
-	pool->state = kvcalloc(nr, sizeof(*pool->state), GFP_KERNEL_ACCOUNT);
-	pool->cold_map = kvcalloc(BITS_TO_LONGS(nr), sizeof(long), GFP_KERNEL_ACCOUNT);
+	pool->pages = kvcalloc(nr, sizeof(*pool->pages), KVMM_META_GFP);
+	pool->state = kvcalloc(nr, sizeof(*pool->state), KVMM_META_GFP);
+	pool->cold_map = kvcalloc(BITS_TO_LONGS(nr), sizeof(long), KVMM_META_GFP);
 	pool->status_bytes = PAGE_ALIGN(KVMM_STATUS_SIZE(nr));
 	pool->status = vmalloc_user(pool->status_bytes);
 	if (!pool->pages || !pool->state || !pool->cold_map || !pool->status)

@@ -62,6 +62,29 @@ static struct kvmm_pool *kvmm_find_locked(const char *name)
 }
 
 /*
+ * Would a pool of bytes for the caller fit the limits?  Checked again, under
+ * the same lock, when the pool is added; this first check keeps a create
+ * that cannot succeed from allocating the pool's metadata at all.
+ */
+int kvmm_registry_precheck(u64 bytes)
+{
+	struct kvmm_registry *r = &kvmm_registry;
+	struct kvmm_user *u;
+	int ret = 0;
+
+	mutex_lock(&r->lock);
+	u = kvmm_user_find(current_fsuid());
+	if (r->nr_pools >= r->max_pools)
+		ret = -ENFILE;
+	else if (r->limit_bytes && r->bytes + bytes > r->limit_bytes)
+		ret = -ENOSPC;
+	else if (r->limit_uid_bytes && (u ? u->bytes : 0) + bytes > r->limit_uid_bytes)
+		ret = -EDQUOT;
+	mutex_unlock(&r->lock);
+	return ret;
+}
+
+/*
  * Give pool its name: checks the name, the pool count and the limits,
  * charges the creator, adds the sysfs dir; a persistent pool gets the
  * registry's reference.  Nothing is left behind on failure.

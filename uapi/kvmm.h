@@ -58,8 +58,9 @@ enum {
  * with '.', NUL-terminated, the rest of the array zero.
  */
 #define KVMM_NAME_MAX		64
-/* A pool's size is at most this many bytes. */
+/* A pool's size is at most this many bytes, and this many pages. */
 #define KVMM_POOL_MAX_BYTES	_BITULL(40)
+#define KVMM_POOL_MAX_PAGES	_BITULL(24)
 /* Any NUMA node: pages follow the faulting task's memory policy. */
 #define KVMM_NODE_ANY		(-1)
 
@@ -192,7 +193,7 @@ struct kvmm_limits {
  * @size: sizeof(struct kvmm_pool_create)
  * @flags: KVMM_POOL_PERSISTENT, _CLOEXEC, _POPULATE, _NODE_OF_PCI
  * @bytes: size of the pool; a non-zero multiple of the page size, at most
- *	KVMM_POOL_MAX_BYTES
+ *	KVMM_POOL_MAX_BYTES and KVMM_POOL_MAX_PAGES pages (-EFBIG)
  * @node: NUMA node the pages must come from (allocations fail rather than
  *	fall back to another node), or KVMM_NODE_ANY; must be KVMM_NODE_ANY
  *	with KVMM_POOL_NODE_OF_PCI

@@ -19,6 +19,7 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o size=256m tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+[ -f /etc/kvmm-vm/env ] && . /etc/kvmm-vm/env
 exec 3>/dev/ttyS1
 say() { echo "KVMM-VM $*" >&3; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }

@@ -17,7 +17,9 @@
 # Environment: VM_FILTER=substring (only matching programs), VM_MEM (MiB,
 # default 1024, split over the two nodes), VM_TIMEOUT (hard limit for the
 # whole VM in seconds, default: sum of the program timeouts + 60, at most
-# 900), VM_KMODS (kernel modules loaded at boot, see mkinitramfs.sh).
+# 900), VM_KMODS (kernel modules loaded at boot, see mkinitramfs.sh),
+# VM_ENV ("NAME=value ..." exported to the tests in the VM, e.g.
+# "KVMM_TEST_SEED=7 KVMM_FUZZ_CALLS=1000000").
 set -u
 cd "$(dirname "$0")/../.."
 mode=test
@@ -47,6 +49,9 @@ mkdir -p "$stage/tests" "$stage/bin" "$stage/lib/kvmm" "$stage/etc/kvmm-vm"
 cp kmod/kvmm.ko "$stage/lib/kvmm/"
 plan=$stage/etc/kvmm-vm/plan
 : > "$plan"
+for kv in ${VM_ENV:-}; do
+	echo "export $kv"
+done > "$stage/etc/kvmm-vm/env"
 total_tmo=0
 
 # vm_timeout SOURCE: the "vm-timeout: N" of a test source, else 60

@@ -103,6 +103,24 @@ TEST_F(limits, global_limit_by_ioctl)
 	close(b);
 }
 
+/* Regression: the metadata of a pool over the limit was allocated before the
+ * limit was checked (a 256 GiB request OOM-killed the fuzzer). */
+TEST_F(limits, over_limit_allocates_nothing)
+{
+	long long before = vmt_mem_free();
+
+	kt_forbid_kmsg("oom-kill");
+	kt_forbid_kmsg("Out of memory");
+	EXPECT_EQ(vmt_pool_create(self->dev, "l0", KVMM_POOL_MAX_PAGES * 4096, KVMM_NODE_ANY, 12, 0,
+				  0600),
+		  -ENOSPC);
+	EXPECT_EQ(vmt_pool_create(self->dev, "l0", KVMM_POOL_MAX_BYTES, KVMM_NODE_ANY, 21, 0, 0600),
+		  -ENOSPC);
+	/* nothing close to the 208 MiB of metadata was taken */
+	EXPECT_GT(vmt_mem_free(), before - 32 * (long long)MIB);
+	EXPECT_EQ(vmt_read_ll(KVMM_SYSFS "/nr_pools"), 0);
+}
+
 TEST_F(limits, global_limit_by_sysfs)
 {
 	struct kvmm_limits l;

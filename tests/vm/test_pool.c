@@ -150,8 +150,9 @@ TEST_F(pool, create_bad_sizes)
 	/* 2 MiB pages: a multiple of 2 MiB */
 	EXPECT_EQ(vmt_pool_create(self->dev, "p0", MIB, KVMM_NODE_ANY, 21, 0, 0600), -EINVAL);
 	EXPECT_EQ(vmt_pool_create(self->dev, "p0", 3 * MIB, KVMM_NODE_ANY, 21, 0, 0600), -EINVAL);
-	/* over the maximum */
+	/* over the maximum size, and over the most pages (4 KiB pages) */
 	EXPECT_EQ(create4k(self->dev, "p0", KVMM_POOL_MAX_BYTES + PAGE), -EFBIG);
+	EXPECT_EQ(create4k(self->dev, "p0", (KVMM_POOL_MAX_PAGES + 1) * PAGE), -EFBIG);
 	EXPECT_EQ(create4k(self->dev, "p0", ~0ull & ~(PAGE - 1)), -EFBIG);
 	EXPECT_EQ(vmt_read_ll(KVMM_SYSFS "/nr_pools"), 0);
 }
