@@ -149,9 +149,10 @@ class KvmmStore(Closing):
             # slots make the batch one strided tensor, no gather.
             seqs.sort(key=lambda s: s.slot)
             matched = 0
+            ns = ns or self.ns
             if rows and self.prefix and n > 1:
-                matched = self._attach(seqs, rows, ns or self.ns, attach or self.attach)
-            return KvmmCache(self, seqs, matched)
+                matched = self._attach(seqs, rows, ns, attach or self.attach)
+            return KvmmCache(self, seqs, matched, ns)
         except BaseException:
             for s in seqs:
                 s.close()
@@ -230,8 +231,9 @@ class KvmmCache(Closing, Cache):
     supported (reorder_cache etc. raise NotImplementedError).
     """
 
-    def __init__(self, store, seqs, length):
+    def __init__(self, store, seqs, length, ns=None):
         self._kvmm_store = store
+        self._kvmm_ns = ns or store.ns
         self._kvmm_seqs = list(seqs)
         self._kvmm_batch = store.cache.batch(self._kvmm_seqs)
         self._kvmm_len = length
@@ -305,7 +307,8 @@ class KvmmCache(Closing, Cache):
 
     def publish(self, tokens):
         """Insert every row's tokens (the first n of its sequence, as cached)
-        into the prefix cache; returns the tokens newly cached per row."""
+        into the prefix cache, in the namespace the cache matched in; returns
+        the tokens newly cached per row."""
         st = self._kvmm_store
         if not st.prefix:
             return [0] * len(self._kvmm_seqs)
@@ -313,7 +316,7 @@ class KvmmCache(Closing, Cache):
         if len(rows) != len(self._kvmm_seqs):
             raise ValueError(f"tokens: {len(rows)} rows for a batch of {len(self._kvmm_seqs)}")
         self._kvmm_sync()  # the KV must be written before it is shared
-        return [st.cache.prefix_insert(s, r[:self._kvmm_len], st.ns)
+        return [st.cache.prefix_insert(s, r[:self._kvmm_len], self._kvmm_ns)
                 for s, r in zip(self._kvmm_seqs, rows)]
 
     def _kvmm_sync(self):
