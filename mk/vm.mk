@@ -30,7 +30,19 @@ $(B)/bin/kvmmctl-static: $(patsubst %.c,$(B)/%.o,$(wildcard tools/kvmmctl/*.c)) 
 
 vm-bins: $(VM_BINS) $(B)/bin/kvmmctl-static
 
+# kvmm-bench with its kmod group only, static, for the VM:
+#   make bench-vm [BENCH_ARGS=--quick]   JSON lines to $(BENCH_JSON) too
+VM_BENCH_OBJS := $(patsubst %.c,$(B)/%.o,tools/bench/bench_kmod.c \
+	$(filter-out tools/bench/bench_kmod.c,$(wildcard tools/bench/bench_main.c tools/bench/bench_common.c)))
+$(B)/bin/kvmm-bench-static: $(VM_BENCH_OBJS) $(LIBKVMM_A)
+	@mkdir -p $(dir $@)
+	$(qecho) LDSTATIC $@
+	$(Q)$(CC) -static $(LDFLAGS) -o $@ $(VM_BENCH_OBJS) $(LIBKVMM_A) -lm
+
+bench-vm: module $(B)/bin/kvmm-bench-static
+	@scripts/vm/run.sh --bench $(BENCH_ARGS)
+
 test-vm: module vm-bins
 	@scripts/vm/run.sh
 
-.PHONY: vm-bins test-vm
+.PHONY: vm-bins test-vm bench-vm

@@ -100,7 +100,10 @@ if [ "$mode" = test ]; then
 	done
 	[ -s "$plan" ] || die "no VM test programs (make vm-bins)${VM_FILTER:+ matching '$VM_FILTER'}"
 else
-	[ -x "$stage/bin/kvmm-bench" ] || die "no static kvmm-bench (make vm-bench-bin)"
+	[ -x "$stage/bin/kvmm-bench" ] || die "no static kvmm-bench (make bench-vm builds it)"
+	host=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+	echo "export KVMM_BENCH_MACHINE='QEMU TCG VM (2 vCPUs, ${VM_MEM:-1024} MiB, 2 NUMA nodes) on $host, $(nproc) cores'" \
+		>> "$stage/etc/kvmm-vm/env"
 	echo "bench kvmm-bench 500 /bin/kvmm-bench --json /tmp/bench.jsonl kmod $*" >> "$plan"
 	echo "dump /tmp/bench.jsonl" >> "$plan"
 	total_tmo=500
