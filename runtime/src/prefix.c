@@ -334,7 +334,8 @@ int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefi
 		struct pt_handle *pin;
 
 		atomic_fetch_add(&p->attach_alias, 1);
-		if (!pt_handle_dup(p->tree, th, &pin))
+		/* the partial block was copied: the sequence pins what it maps */
+		if (!pt_handle_dup(p->tree, th, nfull, &pin))
 			pin_set(p, seq, pin);
 	} else {
 		atomic_fetch_add(&p->attach_copy, 1);

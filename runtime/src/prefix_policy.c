@@ -5,9 +5,10 @@
  * copy into the sequence's own pages).  The rule is in docs/prefix.md.
  *
  * The costs are measured once, when the prefix cache is enabled, on the
- * cache's own backend and pages: a map + set_access and an unmap of one
- * page at a scratch address, and a device copy of one block between two
- * blocks' home addresses.  On the H100 a map + set_access is ~41 us and a
+ * cache's own backend and pages, doing what an attach does: map a page at
+ * a fresh address and set its access, copy a page into it (on the host
+ * backend that first touch faults in every 4 KiB of the new mapping, which
+ * is most of a copy's cost there), unmap it.  On the H100 a map + set_access is ~41 us and a
  * 2 MiB copy ~1.4 us; on the host backend an mmap + mprotect is a few us
  * and a 2 MiB memcpy a hundred or more: the same rule picks copy on one and
  * alias on the other.
@@ -75,21 +76,20 @@ void kvmm_attach_costs_measure(struct kvmm_cache *c, struct kvmm_attach_costs *k
 	for (int r = 0; r < ROUNDS && !ret; r++) {
 		uint64_t t0 = kvmm_now_ns(), t1, t2;
 
-		ret = kvmm_be_map(be, va, kvmm_blk_phys(c, a)[0]);
+		ret = kvmm_be_map(be, va, kvmm_blk_phys(c, b)[0]);
 		if (!ret)
-			ret = kvmm_be_set_access(be, va, page, KVMM_PROT_READ);
+			ret = kvmm_be_set_access(be, va, page, KVMM_PROT_RW);
 		t1 = kvmm_now_ns();
 		if (!ret)
-			ret = kvmm_be_unmap(be, va, page);
-		t2 = kvmm_now_ns();
-		if (!ret)
-			ret = kvmm_be_copy_dtod(be, kvmm_blk_home(c, b), kvmm_blk_home(c, a),
-						c->g.block_bytes);
+			ret = kvmm_be_copy_dtod(be, va, kvmm_blk_home(c, a), page);
 		if (!ret)
 			ret = kvmm_be_sync(be);
+		t2 = kvmm_now_ns();
+		if (!ret)
+			ret = kvmm_be_unmap(be, va, page);
 		tm[r] = t1 - t0;
-		tu[r] = t2 - t1;
-		tc[r] = (kvmm_now_ns() - t2) / c->g.ppb;
+		tc[r] = t2 - t1;
+		tu[r] = kvmm_now_ns() - t2;
 	}
 	if (va)
 		kvmm_be_release_va(be, va, page);

@@ -567,20 +567,33 @@ out:
 	return 0;
 }
 
-int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, struct pt_handle **out)
+int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks,
+		  struct pt_handle **out)
 {
 	struct pt_handle *d;
-	size_t sz;
+	struct pt_node *n;
+	int err;
 
-	if (!t || !h || !out)
+	if (!t || !h || !out || !nblocks || nblocks > h->nblocks)
 		return -EINVAL;
-	sz = sizeof(*h) + (size_t)h->nblocks * sizeof(uint64_t);
-	d = malloc(sz);
+	d = handle_alloc(nblocks);
 	if (!d)
 		return -ENOMEM;
-	memcpy(d, h, sz);
+	memcpy(d->blocks, h->blocks, nblocks * sizeof(uint64_t));
+	d->nblocks = nblocks;
+	d->partial = nblocks == h->nblocks ? h->partial : 0;
+	d->matched = nblocks == h->nblocks ? h->matched : nblocks * t->B;
+	d->__pad = 0;
 	pthread_mutex_lock(&t->lock);
-	pin(t, d->pin);
+	/* h's pin keeps its whole path in place: find the node holding block
+	 * nblocks - 1 and end the path there (a failed split pins a little
+	 * more, never less). */
+	n = h->pin;
+	while (n->depth >= nblocks)
+		n = n->parent;
+	n = end_path_at(t, n, nblocks - n->depth, false, &err);
+	d->pin = n;
+	pin(t, n);
 	pthread_mutex_unlock(&t->lock);
 	*out = d;
 	return 0;

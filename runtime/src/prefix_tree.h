@@ -142,8 +142,10 @@ uint32_t pt_tokens_per_block(const struct pt_tree *t);
  */
 int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
 	     struct pt_handle **h, uint32_t *matched);
-/* A second pin of what h pins (e.g. for a sequence that attached it). */
-int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, struct pt_handle **out);
+/* A second pin, of h's first nblocks blocks (<= h->nblocks; e.g. only the
+ * full blocks a sequence aliased, not the partial one it copied). */
+int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks,
+		  struct pt_handle **out);
 /* Unpin and free; NULL is a no-op. */
 void pt_release(struct pt_tree *t, struct pt_handle *h);
 

@@ -168,8 +168,12 @@ START_TEST(test_alias_content)
 	ck_assert_uint_eq(*pb, old);
 	*pa ^= 0x5a;
 	ct_verify(c);
-	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	/* With A gone, B pins the three blocks it maps, not the fourth it
+	 * copied. */
 	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 3);
+	ck_assert_int_eq(kvmm_prefix_evict(c, 100), 1);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
 	ct_verify(c);
 	kvmm_cache_destroy(c);
 	kvmm_backend_close(be);

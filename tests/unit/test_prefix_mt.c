@@ -189,7 +189,7 @@ static void do_match(struct worker *w)
 	} else {
 		struct pt_handle *d;
 
-		if (!pt_handle_dup(s->t, h, &d)) {
+		if (!pt_handle_dup(s->t, h, h->nblocks, &d)) {
 			pin_blocks(s, d, 1);
 			pin_blocks(s, h, -1);
 			pt_release(s->t, h);

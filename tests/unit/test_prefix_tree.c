@@ -884,13 +884,23 @@ START_TEST(test_partial_block_and_split)
 	pt_stats(t, &st);
 	ck_assert_uint_eq(st.splits, 1); /* the node ends where the match did */
 	ck_assert_uint_eq(st.blocks_pinned, 2);
-	ck_assert_int_eq(pt_handle_dup(t, h, &d), 0);
+	/* a second pin of the full block only (a sequence that copied the
+	 * partial one) */
+	ck_assert_int_eq(pt_handle_dup(t, h, 3, &d), -EINVAL);
+	ck_assert_int_eq(pt_handle_dup(t, h, 1, &d), 0);
+	ck_assert_uint_eq(d->nblocks, 1);
+	ck_assert_uint_eq(d->matched, 4);
+	ck_assert_uint_eq(d->partial, 0);
+	ck_assert_uint_eq(d->blocks[0], 1);
 	pt_release(t, h);
-	/* the unpinned tail block goes; the pinned ones stay */
-	ck_assert_int_eq(pt_evict(t, 3, KVMM_EVICT_EXPLICIT), 1);
+	/* the unpinned tail blocks go, the partial one included */
+	ck_assert_int_eq(pt_evict(t, 3, KVMM_EVICT_EXPLICIT), 2);
 	ck_assert_uint_eq(p.ids[0], 3);
+	ck_assert_uint_eq(p.ids[1], 2);
 	pt_release(t, d);
 	ck_assert_msg(!pt_check(t, why, sizeof(why)), "%s", why);
+	pt_stats(t, &st);
+	ck_assert_uint_eq(st.blocks_pinned, 0);
 	pt_destroy(t);
 	ck_assert_int_eq(p.n, 3);
 }
