@@ -18,7 +18,10 @@ for d in "$dest"/debs/*.deb; do
 done
 rm -rf "$dest/debs" "$dest/usr/share"
 # Keep only the static archives, so the GPU machine links them in and needs
-# no shared library it does not have.
+# no shared library it does not have.  libnuma is the exception: its archive
+# uses initial-exec TLS, which cannot go into libkvmm.so, and the GPU
+# machine has libnuma.so.1 anyway; only its header is carried.
 find "$dest/usr/lib" -name '*.so' -delete
+rm -f "$dest/usr/lib/x86_64-linux-gnu/libnuma.a"
 echo "gpu-prep: $(du -sh "$dest" | cut -f1) in $dest:"
 find "$dest/usr/lib" -name '*.a' | sed 's/^/  /'
