@@ -59,6 +59,9 @@ format:
 bench: all
 	@scripts/bench.sh $(BENCH)
 
+# kvmm.ko, its udev rule and kvmmctl (mk/kmod.mk); DESTDIR= for packaging
+install: install-kmod
+
 gpu-test:
 	@scripts/gpu-test.sh $(GPU_TEST_ARGS)
 
@@ -67,5 +70,5 @@ clean:
 	-$(MAKE) --no-print-directory module-clean 2>/dev/null
 
 .PHONY: all deps run test test-unit test-asan test-tsan test-valgrind test-gpu test-python \
-	lint format bench gpu-test clean
+	lint format bench gpu-test clean install
 endif

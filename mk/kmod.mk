@@ -31,7 +31,25 @@ module-lint:
 		echo "module-lint: failed (build/logs/lint/module-W1-sparse.log)"; tail -20 build/logs/lint/module-W1-sparse.log; exit 1; fi; \
 	echo "module-lint: W=1 and sparse clean ($(KVER))"
 
+# make install-kmod [DESTDIR=...]: kvmm.ko into /lib/modules/$(KVER)/extra
+# (depmod), the udev rule giving the kvmm group /dev/kvmm (mode 0660), the
+# kvmm system group, and kvmmctl into $(PREFIX)/bin.  With DESTDIR only
+# files are written (for packaging); without it, groupadd, depmod and udev
+# reload run too (root).
+PREFIX ?= /usr/local
+UDEV_RULES_DIR ?= /etc/udev/rules.d
+install-kmod: module $(B)/bin/kvmmctl
+	$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=extra CONFIG_MODULE_SIG_ALL= \
+		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR) DEPMOD=true) modules_install
+	install -D -m 0644 kmod/60-kvmm.rules $(DESTDIR)$(UDEV_RULES_DIR)/60-kvmm.rules
+	install -D -m 0755 $(B)/bin/kvmmctl $(DESTDIR)$(PREFIX)/bin/kvmmctl
+ifeq ($(DESTDIR),)
+	getent group kvmm >/dev/null || groupadd --system kvmm
+	-udevadm control --reload-rules 2>/dev/null && udevadm trigger --subsystem-match=misc --sysname-match=kvmm 2>/dev/null
+	@echo "install-kmod: done; load with: modprobe kvmm; add users to the kvmm group"
+endif
+
 module-clean:
 	-$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
 
-.PHONY: module module-lint module-clean
+.PHONY: module module-lint module-clean install-kmod

@@ -78,6 +78,8 @@ done
 # kvmmctl --help as docs/kmod.md has it (test_kvmmctl compares the two)
 sed -n '/<!-- kvmmctl-help: begin -->/,/<!-- kvmmctl-help: end -->/p' docs/kmod.md |
 	sed '1,2d;$d' | sed '$d' > "$stage/etc/kvmm-vm/kvmmctl-help.txt"
+# the sysfs files docs/ABI documents (test_pool compares them with sysfs)
+sed -n 's/^What:[[:space:]]*//p' docs/ABI/testing/sysfs-kernel-kvmm > "$stage/etc/kvmm-vm/sysfs-what.txt"
 
 if [ "$mode" = test ]; then
 	for t in build/default/tests/vm/test_*; do

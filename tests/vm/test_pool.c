@@ -726,3 +726,57 @@ TEST_F(pool, two_mib_pages_are_contiguous)
 	close(pm);
 	close(fd);
 }
+
+/* Every file under /sys/kernel/kvmm is in docs/ABI/testing/sysfs-kernel-kvmm
+ * and every file there exists (with a pool named <name>). */
+static int documented(char what[][128], int n, const char *path)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(what[i], path))
+			return 1;
+	return 0;
+}
+
+TEST_F(pool, sysfs_matches_docs)
+{
+	static char what[64][128];
+	char line[256], path[256];
+	int n = 0, fd = create4k(self->dev, "p0", MIB);
+	FILE *f = fopen("/etc/kvmm-vm/sysfs-what.txt", "r"), *ls;
+
+	ASSERT_GE(fd, 0);
+	ASSERT_TRUE(f != NULL);
+	while (n < 64 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		snprintf(what[n++], sizeof(what[0]), "%.120s", line);
+	}
+	fclose(f);
+	ASSERT_GT(n, 20);
+	for (int i = 0; i < n; i++) {
+		char *dir = strstr(what[i], "<name>");
+
+		snprintf(path, sizeof(path), "%s", what[i]);
+		if (dir)
+			snprintf(path, sizeof(path), "%.*sp0%s", (int)(dir - what[i]), what[i],
+				 dir + 6);
+		if (access(path, F_OK))
+			FAIL("documented but missing: %s", path);
+	}
+	ls = popen("find /sys/kernel/kvmm -type f", "r");
+	ASSERT_TRUE(ls != NULL);
+	while (fgets(line, sizeof(line), ls)) {
+		char *p0;
+
+		line[strcspn(line, "\n")] = 0;
+		p0 = strstr(line, "/pools/p0/");
+		if (p0)
+			snprintf(path, sizeof(path), "%.*s/pools/<name>/%s", (int)(p0 - line), line,
+				 p0 + 10);
+		else
+			snprintf(path, sizeof(path), "%s", line);
+		if (!documented(what, n, path))
+			FAIL("in sysfs but not documented: %s", path);
+	}
+	pclose(ls);
+	close(fd);
+}

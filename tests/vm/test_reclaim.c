@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/io_uring.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -269,6 +270,46 @@ TEST_F(reclaim, free_and_hot_are_never_taken)
 	EXPECT_EQ(shrink(-1, 1ul << 30), 0);
 	EXPECT_EQ(self->sm.st->seq, 0);
 	EXPECT_EQ(vmt_check(self->p + self->len / 2, self->len / 2, 77 + (self->len / 2) / 8), -1);
+}
+
+/* io_uring fixed buffers pin with FOLL_LONGTERM.  6.1 refuses file-backed
+ * memory for them (docs/kmod.md); a kernel that takes pool memory must see
+ * the pinned pages as busy. */
+TEST(io_uring_fixed_buffers)
+{
+	struct io_uring_params params = {0};
+	int dev = vmt_dev(), fd, ring;
+	struct iovec iov;
+	long r;
+	char *p;
+
+	ASSERT_GE(dev, 0);
+	fd = vmt_pool_create(dev, "uring", 16 * PAGE, 0, 12, 0, 0600);
+	ASSERT_GE(fd, 0);
+	p = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(p, MAP_FAILED);
+	memset(p, 3, 16 * PAGE);
+	ring = (int)syscall(__NR_io_uring_setup, 4, &params);
+	if (ring < 0)
+		SKIP("no io_uring: %s", strerror(errno));
+	iov = (struct iovec){p, 16 * PAGE};
+	r = syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1);
+	if (r < 0) {
+		EXPECT_EQ(errno, EOPNOTSUPP);
+		TH_LOG("IORING_REGISTER_BUFFERS on pool memory: %s (as documented)",
+		       strerror(errno));
+	} else {
+		ASSERT_EQ(vmt_set_state(fd, 0, 16, KVMM_PAGE_COLD), 16);
+		EXPECT_EQ(shrink(0, 1ul << 30), 0);
+		EXPECT_EQ(vmt_check(p, 0, 0), -1);
+		EXPECT_EQ(syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, NULL, 0),
+			  0);
+		EXPECT_EQ(shrink(0, 1ul << 30), 16);
+	}
+	close(ring);
+	munmap(p, 16 * PAGE);
+	close(fd);
+	close(dev);
 }
 
 TEST(debugfs_trigger_rejects_bad_input)
