@@ -18,6 +18,7 @@ include mk/config.mk
 include mk/runtime.mk
 include mk/tools.mk
 include mk/tests.mk
+-include mk/sim.mk
 -include mk/kmod.mk
 -include mk/vm.mk
 

@@ -1,0 +1,966 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine.c - the continuous-batching scheduler over kvmm (see engine.h).
+ *
+ * Token accounting, per admission of a request (the first, and again after
+ * each preemption):
+ *   target   = input_len + generated  tokens whose KV the prefill rebuilds
+ *              (after a preemption that includes the tokens generated so far)
+ *   matched  = prefix reused from the cache, attached at admission
+ *   computed = tokens run through prefill chunks
+ * and matched + computed == target when the prefill ends (checked).  Once
+ * decoding, kv_len == input_len + generated - 1 (checked against the
+ * runtime's own kvmm_seq_len after every iteration).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "roofline.h"
+#include "size.h"
+#include "tiers.h"
+#include "tokens.h"
+
+enum phase {
+	P_PENDING = 0, /* not arrived */
+	P_QUEUED,
+	P_RUNNING,
+	P_DONE,
+};
+
+struct req {
+	uint8_t phase;
+	uint32_t seq;
+	uint32_t *tok; /* input then output tokens, while queued or running */
+	uint32_t target;
+	uint32_t kv_len;
+	uint32_t matched;
+	uint32_t computed;
+	uint32_t generated;
+	uint32_t chunk; /* new tokens this iteration */
+	int32_t next;	/* closed-loop follower (arrives after this finishes) */
+	int64_t arrival;
+	int64_t first_tok;
+	int64_t last_tok;
+	int64_t hinted_at;	     /* -1: not hinted */
+	uint64_t by_tier[SIM_TIERS]; /* where this admission's match came from */
+};
+
+struct engine {
+	const struct sim_engine_cfg *cfg;
+	const struct sim_policy *pol;
+	const struct sim_trace *t;
+	struct sim_result *res;
+	struct sim_err *err;
+	struct kvmm_backend *be;
+	struct kvmm_cache *c;
+	struct kvmm_cache_info info;
+	struct sim_tiers tiers;
+	struct sim_model_gpu mg;
+	uint64_t model_id;
+	struct req *r;
+	uint32_t *heap, nheap; /* pending arrivals, by (arrival, index) */
+	uint32_t *q, qhead, qlen, qcap;
+	uint32_t *run, nrun; /* admission order */
+	struct kvmm_step_entry *batch;
+	uint32_t *batch_req;
+	uint32_t finished;
+	/* The queue's head did not fit: retrying costs a match and an attach
+	 * each time, and only a closing sequence frees memory or a slot. */
+	bool admit_blocked;
+	int64_t now;		      /* ns */
+	uint64_t kv_ns;		      /* measured: wall time inside kvmm since the last charge */
+	struct kvmm_cache_stats last; /* model: backend counters at the last charge */
+	int64_t next_sample;
+	uint32_t progress_step, progress_next;
+};
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Every kvmm call on the scheduler's path goes through KV(): its wall time
+ * is what "measured" charges to the virtual clock. */
+#define KV(e, call)                            \
+	({                                     \
+		uint64_t _t0 = wall_ns();      \
+		__typeof__(call) _r = (call);  \
+		(e)->kv_ns += wall_ns() - _t0; \
+		_r;                            \
+	})
+
+void sim_engine_defaults(struct sim_engine_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->backend = KVMM_BACKEND_NULL;
+	cfg->layout = KVMM_LAYOUT_DEFAULT;
+	cfg->time_source = SIM_TIME_MODEL;
+	cfg->max_seqs = 256;
+	cfg->chunk_tokens = 8192;
+	cfg->lookahead = 32;
+	cfg->sample_interval_s = 1.0;
+	cfg->time_scale = 1.0;
+}
+
+/* ---- arrival heap and queue ------------------------------------------------ */
+
+static bool before(const struct engine *e, uint32_t a, uint32_t b)
+{
+	return e->r[a].arrival != e->r[b].arrival ? e->r[a].arrival < e->r[b].arrival : a < b;
+}
+
+static void heap_push(struct engine *e, uint32_t i)
+{
+	uint32_t k = e->nheap++;
+
+	e->heap[k] = i;
+	while (k && before(e, e->heap[k], e->heap[(k - 1) / 2])) {
+		uint32_t p = (k - 1) / 2, tmp = e->heap[p];
+
+		e->heap[p] = e->heap[k];
+		e->heap[k] = tmp;
+		k = p;
+	}
+}
+
+static uint32_t heap_pop(struct engine *e)
+{
+	uint32_t top = e->heap[0], k = 0;
+
+	e->heap[0] = e->heap[--e->nheap];
+	for (;;) {
+		uint32_t l = 2 * k + 1, m = k, tmp;
+
+		if (l < e->nheap && before(e, e->heap[l], e->heap[m]))
+			m = l;
+		if (l + 1 < e->nheap && before(e, e->heap[l + 1], e->heap[m]))
+			m = l + 1;
+		if (m == k)
+			break;
+		tmp = e->heap[m];
+		e->heap[m] = e->heap[k];
+		e->heap[k] = tmp;
+		k = m;
+	}
+	return top;
+}
+
+static uint32_t q_at(const struct engine *e, uint32_t k)
+{
+	return e->q[(e->qhead + k) % e->qcap];
+}
+
+static void q_push_back(struct engine *e, uint32_t i)
+{
+	e->q[(e->qhead + e->qlen++) % e->qcap] = i;
+}
+
+static void q_push_front(struct engine *e, uint32_t i)
+{
+	e->qhead = (e->qhead + e->qcap - 1) % e->qcap;
+	e->q[e->qhead] = i;
+	e->qlen++;
+}
+
+static void q_pop_front(struct engine *e)
+{
+	e->qhead = (e->qhead + 1) % e->qcap;
+	e->qlen--;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static struct kvmm_ns ns_of(const struct engine *e, uint32_t i)
+{
+	return (struct kvmm_ns){.model_id = e->model_id, .tenant_salt = e->t->req[i].tenant};
+}
+
+static int ensure_tokens(struct engine *e, uint32_t i)
+{
+	const struct sim_request *q = &e->t->req[i];
+	struct req *r = &e->r[i];
+
+	if (r->tok)
+		return 0;
+	r->tok = malloc(sizeof(uint32_t) * ((size_t)q->input_len + q->output_len));
+	if (!r->tok)
+		return sim_errf(e->err, -ENOMEM, "out of memory for request %u's tokens", i);
+	sim_request_input(e->t, i, r->tok);
+	sim_request_output(e->t, i, r->tok + q->input_len);
+	return 0;
+}
+
+/* The prefix cache runs on the simulated clock (hint times, their expiry).
+ * It starts a second in, so no time it sees is 0. */
+#define CLOCK_ORIGIN_NS 1000000000ull
+
+static uint64_t sim_clock(void *arg)
+{
+	const struct engine *e = arg;
+
+	return CLOCK_ORIGIN_NS + (uint64_t)e->now;
+}
+
+/* A conservation check: counted, and recorded when it fails. */
+#define CHECK(e, ok, ...)                                            \
+	do {                                                         \
+		(e)->res->checks++;                                  \
+		if (!(ok))                                           \
+			sim_result_violation((e)->res, __VA_ARGS__); \
+	} while (0)
+#define ULL(x) ((unsigned long long)(x))
+
+/* "request 12 (trace line 14)" or "request 12 (generated)". */
+static const char *req_name(const struct engine *e, uint32_t i, char *buf, size_t len)
+{
+	uint32_t line = e->t->req[i].line;
+
+	if (line)
+		snprintf(buf, len, "request %u (trace line %u)", i, line);
+	else
+		snprintf(buf, len, "request %u (generated)", i);
+	return buf;
+}
+
+static int kverr(struct engine *e, int ret, const char *what, uint32_t i)
+{
+	const struct sim_request *q = &e->t->req[i];
+	char name[64];
+
+	return sim_errf(e->err, ret, "%s for %s, %u+%u tokens: %s", what,
+			req_name(e, i, name, sizeof(name)), q->input_len, q->output_len,
+			kvmm_strerror(ret));
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+static int open_cache(struct engine *e)
+{
+	const struct sim_engine_cfg *cfg = e->cfg;
+	struct kvmm_backend_config bc = {.type = cfg->backend};
+	struct kvmm_cache_config cc = {0};
+	struct sim_trace_summary sum;
+	int ret;
+
+	sim_trace_summarize(e->t, &sum);
+	ret = kvmm_backend_open(&bc, &e->be);
+	if (ret)
+		return sim_errf(e->err, ret, "--backend %s: %s",
+				cfg->backend == KVMM_BACKEND_NULL   ? "null"
+				: cfg->backend == KVMM_BACKEND_HOST ? "host"
+				: cfg->backend == KVMM_BACKEND_CUDA ? "cuda"
+								    : "auto",
+				kvmm_strerror(ret));
+	cc.shape.num_layers = e->cfg->model->layers;
+	cc.shape.num_kv_heads = e->mg.kv_heads;
+	cc.shape.head_dim = e->cfg->model->head_dim;
+	cc.shape.elem_size = e->cfg->model->elem_size;
+	cc.layout = cfg->layout;
+	cc.max_seqs = cfg->max_seqs;
+	cc.max_tokens = sum.max_context;
+	cc.budget_bytes = cfg->gpu_kv_bytes;
+	cc.flags = cfg->mapper ? 0 : KVMM_CACHE_NO_MAPPER;
+	ret = kvmm_cache_create(e->be, &cc, &e->c);
+	if (ret)
+		return sim_errf(e->err, ret,
+				"creating the KV cache (--gpu-kv-bytes, --max-seqs): %s",
+				kvmm_strerror(ret));
+	ret = kvmm_cache_get_info(e->c, &e->info);
+	if (ret)
+		return sim_errf(e->err, ret, "kvmm_cache_get_info: %s", kvmm_strerror(ret));
+	snprintf(e->res->layout, sizeof(e->res->layout), "%s", kvmm_layout_name(e->info.layout));
+	e->res->tokens_per_block = e->info.tokens_per_block;
+	e->res->block_bytes = e->info.block_bytes;
+	/* Impossible budget: the longest request alone must fit. */
+	for (uint32_t i = 0; i < e->t->n; i++) {
+		const struct sim_request *q = &e->t->req[i];
+		uint64_t blocks =
+			((uint64_t)q->input_len + q->output_len + e->info.tokens_per_block - 1) /
+			e->info.tokens_per_block;
+		char a[32], b[32], name[64];
+
+		if (cfg->gpu_kv_bytes != SIM_UNLIMITED &&
+		    blocks * e->info.block_bytes > cfg->gpu_kv_bytes)
+			return sim_errf(
+				e->err, -ENOSPC,
+				"--gpu-kv-bytes %s cannot hold %s: %u tokens need %s of KV",
+				sim_format_size(cfg->gpu_kv_bytes, a, sizeof(a)),
+				req_name(e, i, name, sizeof(name)), q->input_len + q->output_len,
+				sim_format_size(blocks * e->info.block_bytes, b, sizeof(b)));
+	}
+	if (e->pol->prefix) {
+		struct kvmm_prefix_config pc = {
+			.policy = e->pol->evict,
+			.attach = e->pol->attach,
+			.clock = sim_clock,
+			.clock_arg = e,
+		};
+
+		ret = kvmm_prefix_enable(e->c, &pc);
+		if (ret)
+			return sim_errf(e->err, ret, "kvmm_prefix_enable: %s", kvmm_strerror(ret));
+	}
+	ret = sim_tiers_open(&e->tiers, e->c, cfg, e->pol, e->err);
+	if (ret)
+		return ret;
+	return kvmm_cache_stats(e->c, &e->last);
+}
+
+static int setup(struct engine *e)
+{
+	uint32_t n = e->t->n;
+
+	e->r = calloc(n, sizeof(*e->r));
+	e->heap = calloc(n, sizeof(*e->heap));
+	e->q = calloc(n, sizeof(*e->q));
+	e->run = calloc(e->cfg->max_seqs, sizeof(*e->run));
+	e->batch = calloc(e->cfg->max_seqs, sizeof(*e->batch));
+	e->batch_req = calloc(e->cfg->max_seqs, sizeof(*e->batch_req));
+	if (!e->r || !e->heap || !e->q || !e->run || !e->batch || !e->batch_req)
+		return sim_errf(e->err, -ENOMEM, "out of memory for %u requests", n);
+	e->qcap = n;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sim_request *q = &e->t->req[i];
+
+		e->r[i].next = -1;
+		e->r[i].hinted_at = -1;
+		if (q->arrival_ns >= 0) {
+			e->r[i].arrival = (int64_t)((double)q->arrival_ns / e->cfg->time_scale);
+			heap_push(e, i);
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sim_request *q = &e->t->req[i];
+
+		if (q->arrival_ns < 0)
+			e->r[q->prev].next = (int32_t)i;
+	}
+	e->progress_step = n / 200 ? n / 200 : 1;
+	return open_cache(e);
+}
+
+static void teardown(struct engine *e)
+{
+	for (uint32_t i = 0; e->r && i < e->t->n; i++)
+		free(e->r[i].tok);
+	sim_tiers_close(&e->tiers);
+	kvmm_cache_destroy(e->c);
+	kvmm_backend_close(e->be);
+	free(e->r);
+	free(e->heap);
+	free(e->q);
+	free(e->run);
+	free(e->batch);
+	free(e->batch_req);
+}
+
+/* ---- scheduling ---------------------------------------------------------------- */
+
+static void run_remove(struct engine *e, uint32_t i)
+{
+	for (uint32_t k = 0; k < e->nrun; k++)
+		if (e->run[k] == i) {
+			memmove(&e->run[k], &e->run[k + 1], sizeof(*e->run) * (e->nrun - k - 1));
+			e->nrun--;
+			return;
+		}
+}
+
+/* Give up a running sequence: publish what it computed, free it, and put
+ * it back at the head of the queue (vLLM's recompute preemption). */
+static int preempt(struct engine *e, uint32_t i)
+{
+	struct req *r = &e->r[i];
+	int ret;
+
+	if (e->pol->prefix && r->kv_len) {
+		struct kvmm_ns ns = ns_of(e, i);
+
+		ret = KV(e, kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
+		if (ret < 0)
+			return kverr(e, ret, "kvmm_prefix_insert (preemption)", i);
+	}
+	ret = KV(e, kvmm_seq_close(e->c, r->seq));
+	if (ret)
+		return kverr(e, ret, "kvmm_seq_close (preemption)", i);
+	run_remove(e, i);
+	e->admit_blocked = false;
+	/* Computed before the first token and lost: done again later. */
+	if (!r->first_tok)
+		e->res->recomputed_tokens += r->computed;
+	r->phase = P_QUEUED;
+	r->kv_len = r->matched = r->computed = r->chunk = 0;
+	q_push_front(e, i);
+	e->res->preemptions++;
+	return 0;
+}
+
+/* Free memory for a growing batch: cached prefixes first, then the newest
+ * running sequence.  1: something was freed; 0: nothing left to free. */
+static int make_room(struct engine *e, int *err)
+{
+	int n;
+
+	if (e->pol->prefix) {
+		n = KV(e, kvmm_prefix_evict(e->c, 64));
+		if (n > 0)
+			return 1;
+	}
+	if (!e->nrun)
+		return 0;
+	*err = preempt(e, e->run[e->nrun - 1]);
+	return *err ? 0 : 1;
+}
+
+/* Phase 1: every running sequence gets its next token or prefill chunk. */
+static int grow_running(struct engine *e, uint32_t *budget, bool *preempted)
+{
+	uint32_t nb;
+	int ret, err = 0;
+
+	/* Decoding sequences first (one token each: chunk_tokens >= max_seqs
+	 * leaves room), then prefill chunks, oldest first, in what is left. */
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		struct req *r = &e->r[e->run[k]];
+
+		r->chunk = r->kv_len >= r->target;
+		*budget -= r->chunk;
+	}
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		struct req *r = &e->r[e->run[k]];
+
+		if (r->kv_len < r->target) {
+			r->chunk = r->target - r->kv_len;
+			if (r->chunk > *budget)
+				r->chunk = *budget;
+			*budget -= r->chunk;
+		}
+	}
+	/* Prefill chunks map synchronously. */
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		uint32_t i = e->run[k];
+		struct req *r = &e->r[i];
+
+		if (!r->chunk || r->kv_len >= r->target)
+			continue;
+		while ((ret = KV(e, kvmm_seq_reserve(e->c, r->seq, r->kv_len + r->chunk))) ==
+		       -ENOMEM) {
+			*preempted = true;
+			if (!make_room(e, &err))
+				break;
+			if (r->phase != P_RUNNING)
+				break; /* it was the newest: preempted itself */
+		}
+		if (err)
+			return err;
+		if (r->phase != P_RUNNING) {
+			k = (uint32_t)-1; /* the list changed: start over */
+			continue;
+		}
+		if (ret)
+			return kverr(e, ret, "kvmm_seq_reserve", i);
+	}
+	for (;;) {
+		nb = 0;
+		for (uint32_t k = 0; k < e->nrun; k++) {
+			struct req *r = &e->r[e->run[k]];
+
+			if (!r->chunk)
+				continue;
+			e->batch_req[nb] = e->run[k];
+			e->batch[nb++] = (struct kvmm_step_entry){r->seq, r->kv_len + r->chunk};
+		}
+		if (!nb)
+			return 0;
+		ret = KV(e, kvmm_step(e->c, e->batch, nb));
+		if (ret != -ENOMEM)
+			break;
+		*preempted = true;
+		if (!make_room(e, &err))
+			return err ? err
+				   : kverr(e, ret, "kvmm_step with nothing left to free",
+					   e->run[0]);
+	}
+	if (ret)
+		return kverr(e, ret, "kvmm_step", e->batch_req[0]);
+	return 0;
+}
+
+static void undo_admission(struct engine *e, uint32_t i)
+{
+	KV(e, kvmm_seq_close(e->c, e->r[i].seq));
+	e->r[i].kv_len = e->r[i].matched = 0;
+}
+
+/* Phase 2: admit queued requests in order while memory and slots last.
+ * 1: admitted; 0: the head does not fit now; < 0 error. */
+static int admit_one(struct engine *e, uint32_t i, uint32_t budget)
+{
+	const struct sim_request *q = &e->t->req[i];
+	struct req *r = &e->r[i];
+	struct kvmm_prefix_handle *h = NULL;
+	struct kvmm_prefix_stats before, after;
+	struct kvmm_ns ns = ns_of(e, i);
+	uint64_t by_tier[SIM_TIERS] = {0};
+	uint32_t matched = 0, chunk, tpb = e->info.tokens_per_block;
+	int ret;
+
+	ret = ensure_tokens(e, i);
+	if (ret)
+		return ret;
+	r->target = q->input_len + r->generated;
+	if (e->pol->prefix) {
+		/* The last token is always computed: it gives the logits. */
+		ret = KV(e, kvmm_prefix_match(e->c, &ns, r->tok, r->target - 1, &h, &matched));
+		if (ret)
+			return kverr(e, ret, "kvmm_prefix_match", i);
+		by_tier[SIM_TIER_GPU] = matched;
+		sim_tiers_hit_split(&e->tiers, h, matched, by_tier);
+	}
+	/* Hint: what this admission reserves now (the mapper maps that much
+	 * ahead); decode growth comes later, a block at a time. */
+	chunk = r->target - matched;
+	if (chunk > budget)
+		chunk = budget;
+	ret = KV(e, kvmm_seq_open(e->c, matched + chunk, &r->seq));
+	if (ret) {
+		KV(e, (kvmm_prefix_release(e->c, h), 0));
+		return ret == -ENOSPC ? 0 : kverr(e, ret, "kvmm_seq_open", i);
+	}
+	if (h) {
+		kvmm_prefix_stats(e->c, &before);
+		while ((ret = KV(e, kvmm_seq_attach_prefix(e->c, r->seq, h, e->pol->attach))) ==
+			       -ENOMEM &&
+		       KV(e, kvmm_prefix_evict(e->c, 64)) > 0)
+			;
+		KV(e, (kvmm_prefix_release(e->c, h), 0));
+		if (ret == -ENOMEM) {
+			undo_admission(e, i);
+			return 0;
+		}
+		if (ret)
+			return kverr(e, ret, "kvmm_seq_attach_prefix", i);
+		/* A copy attach copies every block; an alias copies only a
+		 * partial last block (copy-on-write). */
+		kvmm_prefix_stats(e->c, &after);
+		if (after.attach_copy > before.attach_copy)
+			e->res->bytes_moved[SIM_MOVE_ATTACH_COPY] +=
+				(uint64_t)((matched + tpb - 1) / tpb) * e->info.block_bytes;
+		else if (matched % tpb)
+			e->res->bytes_moved[SIM_MOVE_ATTACH_COPY] += e->info.block_bytes;
+	}
+	while ((ret = KV(e, kvmm_seq_reserve(e->c, r->seq, matched + chunk))) == -ENOMEM &&
+	       e->pol->prefix && KV(e, kvmm_prefix_evict(e->c, 64)) > 0)
+		;
+	if (ret == -ENOMEM) {
+		undo_admission(e, i);
+		return 0;
+	}
+	if (ret)
+		return kverr(e, ret, "kvmm_seq_reserve", i);
+	r->matched = matched;
+	r->kv_len = matched;
+	r->computed = 0;
+	r->chunk = chunk;
+	memcpy(r->by_tier, by_tier, sizeof(by_tier));
+	r->phase = P_RUNNING;
+	e->run[e->nrun++] = i;
+	return 1;
+}
+
+static int admit(struct engine *e, uint32_t budget)
+{
+	uint32_t nb = 0;
+	int ret = 0;
+
+	while (e->qlen && e->nrun < e->cfg->max_seqs && budget && !e->admit_blocked) {
+		uint32_t i = q_at(e, 0);
+
+		ret = admit_one(e, i, budget);
+		if (ret < 0)
+			return ret;
+		if (!ret) {
+			e->admit_blocked = true; /* the head waits: FIFO, no overtaking */
+			break;
+		}
+		q_pop_front(e);
+		budget -= e->r[i].chunk;
+		e->batch[nb] =
+			(struct kvmm_step_entry){e->r[i].seq, e->r[i].kv_len + e->r[i].chunk};
+		e->batch_req[nb++] = i;
+	}
+	if (nb) {
+		/* Reserved above: declaring the lengths cannot run out. */
+		ret = KV(e, kvmm_step(e->c, e->batch, nb));
+		if (ret)
+			return kverr(e, ret, "kvmm_step (admission)", e->batch_req[0]);
+	}
+	return 0;
+}
+
+/* Look-ahead: hint the prefixes of the first queued requests so that they
+ * are evicted last (AttentionStore's scheduler-aware eviction), and ask the
+ * tiers to bring them closer. */
+static int lookahead(struct engine *e)
+{
+	uint32_t w = e->qlen < e->cfg->lookahead ? e->qlen : e->cfg->lookahead;
+	int ret;
+
+	for (uint32_t k = 0; k < w; k++) {
+		uint32_t i = q_at(e, k);
+		struct req *r = &e->r[i];
+		struct kvmm_ns ns = ns_of(e, i);
+		uint32_t n = e->t->req[i].input_len + r->generated - 1;
+
+		/* Hints expire; renew them every few (simulated) seconds. */
+		if (r->hinted_at >= 0 && e->now - r->hinted_at < 5000000000ll)
+			continue;
+		ret = ensure_tokens(e, i);
+		if (ret)
+			return ret;
+		if (n) {
+			ret = KV(e, kvmm_prefix_hint(e->c, &ns, r->tok, n, sim_clock(e)));
+			if (ret < 0)
+				return kverr(e, ret, "kvmm_prefix_hint", i);
+			ret = sim_tiers_prefetch(&e->tiers, &ns, r->tok, n);
+			if (ret < 0)
+				return kverr(e, ret, "prefetch", i);
+		}
+		r->hinted_at = e->now;
+	}
+	return 0;
+}
+
+/* ---- time ----------------------------------------------------------------------- */
+
+/* Memory operations since the last call, in seconds of the virtual clock. */
+static double memops_time(struct engine *e)
+{
+	struct kvmm_cache_stats st;
+	const struct sim_machine *g = e->cfg->machine;
+	double s;
+
+	if (e->cfg->time_source == SIM_TIME_MEASURED) {
+		s = (double)e->kv_ns * 1e-9;
+	} else if (kvmm_cache_stats(e->c, &st)) {
+		s = 0;
+	} else {
+		const uint64_t *a = st.backend.calls, *b = e->last.backend.calls;
+
+		s = (double)(a[KVMM_OP_CREATE] - b[KVMM_OP_CREATE]) * g->create_us * 1e-6 +
+		    (double)(a[KVMM_OP_MAP] - b[KVMM_OP_MAP]) * g->map_us * 1e-6 +
+		    (double)(a[KVMM_OP_UNMAP] - b[KVMM_OP_UNMAP]) * g->unmap_us * 1e-6 +
+		    (double)(a[KVMM_OP_DESTROY] - b[KVMM_OP_DESTROY]) * g->unmap_us * 1e-6 +
+		    (double)(a[KVMM_OP_COPY] - b[KVMM_OP_COPY]) * (double)e->info.page_size /
+			    g->d2d_bw;
+		e->last = st;
+	}
+	e->kv_ns = 0;
+	return s;
+}
+
+/* ---- one iteration --------------------------------------------------------------- */
+
+static void sample(struct engine *e, double dt)
+{
+	struct kvmm_cache_stats st;
+	struct sim_mem_sample s = {0};
+
+	if (kvmm_cache_stats(e->c, &st))
+		return;
+	if (st.bytes_mapped && dt > 0) {
+		e->res->kv_util_time += dt * (double)st.bytes_used / (double)st.bytes_mapped;
+		e->res->kv_util_span += dt;
+	}
+	CHECK(e, st.pages_created * e->info.page_size <= st.budget_bytes,
+	      "GPU tier over budget: %llu bytes of pages, budget %llu",
+	      ULL(st.pages_created * e->info.page_size), ULL(st.budget_bytes));
+	sim_tiers_check(&e->tiers, e->res);
+	if (e->now < e->next_sample && dt >= 0)
+		return;
+	s.t = (double)e->now * 1e-9;
+	/* In use: own pages of running sequences and the prefix cache's
+	 * (free and deferred pages are kept for reuse, not in use). */
+	s.bytes[SIM_TIER_GPU] = (st.pages_mapped + st.pages_shared) * e->info.page_size;
+	s.gpu_running = st.bytes_mapped;
+	s.gpu_cached = st.pages_shared * e->info.page_size;
+	sim_tiers_usage(&e->tiers, s.bytes);
+	sim_result_add_mem(e->res, &s);
+	e->next_sample = e->now + (int64_t)(e->cfg->sample_interval_s * 1e9);
+}
+
+static int finish(struct engine *e, uint32_t i)
+{
+	const struct sim_request *q = &e->t->req[i];
+	struct req *r = &e->r[i];
+	int ret;
+
+	if (e->pol->prefix) {
+		struct kvmm_ns ns = ns_of(e, i);
+
+		ret = KV(e, kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
+		if (ret < 0)
+			return kverr(e, ret, "kvmm_prefix_insert", i);
+	}
+	ret = KV(e, kvmm_seq_close(e->c, r->seq));
+	if (ret)
+		return kverr(e, ret, "kvmm_seq_close", i);
+	CHECK(e, r->kv_len == q->input_len + q->output_len - 1,
+	      "request %u finished with %u KV tokens, expected %u", i, r->kv_len,
+	      q->input_len + q->output_len - 1);
+	r->phase = P_DONE;
+	e->admit_blocked = false;
+	free(r->tok);
+	r->tok = NULL;
+	sim_hist_add(&e->res->e2e, (double)(e->now - r->arrival) * 1e-9);
+	e->res->output_tokens += r->generated;
+	e->finished++;
+	if (r->next >= 0) {
+		struct req *n = &e->r[r->next];
+
+		n->arrival = e->now +
+			     (int64_t)((double)e->t->req[r->next].think_ns / e->cfg->time_scale);
+		heap_push(e, (uint32_t)r->next);
+	}
+	return 0;
+}
+
+/* Tokens come out at the end of the iteration (now). */
+static int emit(struct engine *e)
+{
+	uint32_t k = 0;
+	int ret;
+
+	while (k < e->nrun) {
+		uint32_t i = e->run[k];
+		const struct sim_request *q = &e->t->req[i];
+		struct req *r = &e->r[i];
+		bool produced = true;
+
+		if (!r->chunk) {
+			k++;
+			continue;
+		}
+		if (r->kv_len < r->target) {
+			r->kv_len += r->chunk;
+			r->computed += r->chunk;
+			e->res->computed_tokens += r->chunk;
+			if (r->first_tok)
+				e->res->recomputed_tokens += r->chunk;
+			produced = r->kv_len == r->target;
+			if (e->pol->prefix) {
+				struct kvmm_ns ns = ns_of(e, i);
+
+				ret = KV(e,
+					 kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
+				if (ret < 0)
+					return kverr(e, ret, "kvmm_prefix_insert", i);
+			}
+			if (produced)
+				CHECK(e, r->matched + r->computed == r->target,
+				      "request %u: prefill covered %u + %u tokens of %u", i,
+				      r->matched, r->computed, r->target);
+		} else {
+			r->kv_len++;
+		}
+		r->chunk = 0;
+		if (produced) {
+			r->generated++;
+			if (!r->first_tok) {
+				/* Hits count at the admission that gives the
+				 * first token. */
+				e->res->hit_tokens += r->matched;
+				for (int t = 0; t < SIM_TIERS; t++)
+					e->res->hit_by_tier[t] += r->by_tier[t];
+				r->first_tok = e->now;
+				sim_samples_add(&e->res->ttft,
+						(double)(e->now - r->arrival) * 1e-9);
+			} else {
+				sim_hist_add(&e->res->itl, (double)(e->now - r->last_tok) * 1e-9);
+			}
+			r->last_tok = e->now;
+		}
+		if (r->generated == q->output_len) {
+			run_remove(e, i);
+			ret = finish(e, i);
+			if (ret)
+				return ret;
+			continue;
+		}
+		k++;
+	}
+	return 0;
+}
+
+/* The runtime agrees with the scheduler on every length. */
+static void check_lengths(struct engine *e)
+{
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		struct req *r = &e->r[e->run[k]];
+		int64_t len = kvmm_seq_len(e->c, r->seq);
+
+		CHECK(e, len == (int64_t)r->kv_len,
+		      "request %u: kvmm_seq_len %lld, the scheduler's length %u", e->run[k],
+		      (long long)len, r->kv_len);
+	}
+}
+
+static int iterate(struct engine *e)
+{
+	struct sim_work w = {0};
+	uint32_t budget = e->cfg->chunk_tokens;
+	bool preempted = false;
+	double compute, mem, xfer, dt;
+	int ret;
+
+	ret = grow_running(e, &budget, &preempted);
+	if (ret)
+		return ret;
+	if (!preempted) {
+		ret = admit(e, budget);
+		if (ret)
+			return ret;
+	}
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		struct req *r = &e->r[e->run[k]];
+
+		if (r->chunk)
+			sim_work_add(&w, r->chunk, r->kv_len + r->chunk,
+				     r->kv_len + r->chunk >= r->target);
+	}
+	if (!w.new_tokens) {
+		uint32_t i = e->qlen ? q_at(e, 0) : 0;
+		char name[64];
+
+		if (e->nrun || !e->qlen)
+			return sim_errf(e->err, -EDEADLK, "internal: an iteration with no work");
+		return sim_errf(e->err, -ENOSPC,
+				"--gpu-kv-bytes: %s cannot be admitted even with nothing else "
+				"running",
+				req_name(e, i, name, sizeof(name)));
+	}
+	compute = sim_roofline(e->cfg->model, e->cfg->machine, &w, NULL);
+	mem = memops_time(e);
+	xfer = sim_tiers_take_wait(&e->tiers);
+	dt = compute + mem + xfer;
+	e->res->compute_s += compute;
+	e->res->memops_s += mem;
+	e->res->transfer_s += xfer;
+	e->now += (int64_t)ceil(dt * 1e9);
+	e->res->iterations++;
+	ret = emit(e);
+	if (ret)
+		return ret;
+	check_lengths(e);
+	sample(e, dt);
+	return 0;
+}
+
+static int loop(struct engine *e)
+{
+	uint32_t n = e->t->n;
+	int ret;
+
+	while (e->finished < n) {
+		while (e->nheap && e->r[e->heap[0]].arrival <= e->now) {
+			uint32_t i = heap_pop(e);
+
+			e->r[i].phase = P_QUEUED;
+			q_push_back(e, i);
+		}
+		if (!e->nrun && !e->qlen) {
+			if (!e->nheap)
+				return sim_errf(e->err, -EDEADLK, "internal: nothing left to run");
+			e->now = e->r[e->heap[0]].arrival;
+			continue;
+		}
+		if (e->pol->lookahead) {
+			ret = lookahead(e);
+			if (ret)
+				return ret;
+		}
+		ret = iterate(e);
+		if (ret)
+			return ret;
+		if (e->cfg->progress && (e->finished >= e->progress_next || e->finished == n)) {
+			e->cfg->progress(e->cfg->progress_arg, e->pol, e->finished, n,
+					 (double)e->now * 1e-9);
+			e->progress_next = e->finished + e->progress_step;
+		}
+	}
+	return 0;
+}
+
+int sim_engine_run(const struct sim_engine_cfg *cfg, const struct sim_policy *p,
+		   struct sim_result *res, struct sim_err *err)
+{
+	struct engine e = {.cfg = cfg, .pol = p, .t = cfg->trace, .res = res, .err = err};
+	uint64_t t0 = wall_ns();
+	int ret;
+
+	sim_result_init(res, p);
+	sim_model_per_gpu(cfg->model, &e.mg);
+	e.model_id = name_hash(cfg->model->name);
+	if (!cfg->trace || !cfg->trace->n || !cfg->max_seqs || cfg->chunk_tokens < cfg->max_seqs ||
+	    !(cfg->time_scale > 0))
+		return sim_errf(err, -EINVAL,
+				"bad engine configuration (--chunk-tokens must be >= --max-seqs)");
+	ret = setup(&e);
+	if (!ret) {
+		for (uint32_t i = 0; i < e.t->n; i++)
+			res->input_tokens += e.t->req[i].input_len;
+		res->requests = e.t->n;
+		sample(&e, -1);
+		ret = loop(&e);
+	}
+	if (!ret) {
+		struct kvmm_cache_stats st;
+		struct kvmm_prefix_stats ps;
+
+		res->finished = e.finished;
+		res->duration_s = (double)e.now * 1e-9;
+		sample(&e, -1);
+		/* Every prompt token of every first admission was reused or
+		 * computed; recomputes come on top. */
+		CHECK(&e,
+		      res->hit_tokens + res->computed_tokens - res->recomputed_tokens ==
+			      res->input_tokens,
+		      "tokens reused + computed = %llu, prompts hold %llu",
+		      ULL(res->hit_tokens + res->computed_tokens - res->recomputed_tokens),
+		      ULL(res->input_tokens));
+		CHECK(&e, res->finished == res->requests, "%u of %u requests finished",
+		      res->finished, res->requests);
+		sim_tiers_collect(&e.tiers, res);
+		if (!kvmm_cache_stats(e.c, &st)) {
+			for (int k = 0; k < KVMM_OP__COUNT; k++)
+				res->driver_calls += st.backend.calls[k];
+			res->mapper_waits = st.mapper_waits;
+		}
+		if (p->prefix && !kvmm_prefix_stats(e.c, &ps)) {
+			res->attach_alias = ps.attach_alias;
+			res->attach_copy = ps.attach_copy;
+			for (int k = 0; k < KVMM_EVICT__COUNT; k++)
+				res->evictions += ps.evictions[k];
+		}
+	}
+	teardown(&e);
+	res->wall_s = (double)(wall_ns() - t0) * 1e-9;
+	return ret;
+}
