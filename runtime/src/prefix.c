@@ -343,6 +343,32 @@ int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefi
 	return 0;
 }
 
+/* ---- the tier layer's hooks --------------------------------------------- */
+
+void kvmm_prefix_set_tier_hooks(struct kvmm_cache *c, const struct kvmm_prefix_tier_hooks *h,
+				void *arg)
+{
+	struct kvmm_prefix *p = kvmm_prefix_of(c);
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->hooks = h;
+	p->hooks_arg = arg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static const struct kvmm_prefix_tier_hooks *tier_hooks(struct kvmm_prefix *p, void **arg)
+{
+	const struct kvmm_prefix_tier_hooks *h;
+
+	pthread_mutex_lock(&p->lock);
+	h = p->hooks;
+	*arg = p->hooks_arg;
+	pthread_mutex_unlock(&p->lock);
+	return h;
+}
+
 /* ---- insert ----------------------------------------------------------------- */
 
 int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns *ns,
@@ -404,7 +430,13 @@ int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns 
 		if (ret < 0 || i < res.first || i >= res.first + res.added)
 			kvmm_blk_put(c, pub + i, 1);
 	if (ret >= 0) {
+		const struct kvmm_prefix_tier_hooks *hk;
+		void *harg;
+
 		pin_set(p, seq, pin);
+		hk = res.added ? tier_hooks(p, &harg) : NULL;
+		if (hk && hk->inserted)
+			hk->inserted(harg, ns, tokens, res.first, res.added, ids + res.first);
 		ret = (int)(res.added * c->g.tpb);
 	}
 out:
@@ -419,10 +451,17 @@ int kvmm_prefix_hint(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint3
 		     uint32_t n, uint64_t when_ns)
 {
 	struct kvmm_prefix *p = kvmm_prefix_of(c);
+	const struct kvmm_prefix_tier_hooks *hk;
+	void *harg;
+	int ret;
 
 	if (!p)
 		return -EINVAL;
-	return pt_hint(p->tree, ns ? ns : &default_ns, tokens, n, when_ns);
+	ret = pt_hint(p->tree, ns ? ns : &default_ns, tokens, n, when_ns);
+	hk = ret >= 0 ? tier_hooks(p, &harg) : NULL;
+	if (hk && hk->hinted)
+		hk->hinted(harg, ns ? ns : &default_ns, tokens, n);
+	return ret;
 }
 
 int kvmm_prefix_evict(struct kvmm_cache *c, uint32_t nblocks)

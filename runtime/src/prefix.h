@@ -34,6 +34,16 @@ struct kvmm_prefix_handle {
 	struct pt_handle *h;
 };
 
+/* What the tier layer (tiers.c) hears from the prefix cache, without any
+ * lock held: blocks[0..n) were just cached as blocks [first, first + n) of
+ * the path tokens[0..(first + n) * tpb) (write-through spills them), and a
+ * hint named tokens[0..n) (the tiers prefetch them). */
+struct kvmm_prefix_tier_hooks {
+	void (*inserted)(void *arg, const struct kvmm_ns *ns, const uint32_t *tokens,
+			 uint32_t first, uint32_t n, const uint64_t *blocks);
+	void (*hinted)(void *arg, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n);
+};
+
 struct kvmm_prefix {
 	struct kvmm_cache *c;
 	struct pt_tree *tree;
@@ -43,6 +53,8 @@ struct kvmm_prefix {
 			       * a call into the cache or the tree's puts */
 	struct kvmm_seq_pin *pins; /* max_seqs */
 	struct kvmm_prefix_handle *handles;
+	const struct kvmm_prefix_tier_hooks *hooks; /* under lock */
+	void *hooks_arg;
 	_Atomic uint64_t attach_alias, attach_copy, attach_auto;
 };
 
@@ -50,6 +62,10 @@ static inline struct kvmm_prefix *kvmm_prefix_of(const struct kvmm_cache *c)
 {
 	return c ? (struct kvmm_prefix *)c->prefix : NULL;
 }
+
+/* Install (NULL: remove) the tier layer's hooks. */
+void kvmm_prefix_set_tier_hooks(struct kvmm_cache *c, const struct kvmm_prefix_tier_hooks *h,
+				void *arg);
 
 /* prefix_policy.c */
 void kvmm_attach_costs_measure(struct kvmm_cache *c, struct kvmm_attach_costs *k);
