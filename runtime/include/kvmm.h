@@ -542,6 +542,189 @@ struct kvmm_prefix_stats {
 int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
 
 /* ------------------------------------------------------------------------
+ * Tiers (AttentionStore-style): cold prefix blocks spill from the device to
+ * a pinned host pool and on to disk, and are restored ahead of use.
+ *
+ * Built on the prefix cache: a block the prefix cache evicts is copied to
+ * the host pool first (and, by policy, written to disk) instead of being
+ * lost; kvmm_prefix_prefetch() brings a prefix's spilled blocks back into
+ * the prefix cache, where kvmm_prefix_match() then finds them.  Spilled
+ * blocks are records (docs/disk-format.md) keyed by a hash chained over the
+ * prefix's token ids in its namespace, so after a restart the prefixes on
+ * disk are hits again.  Every record is checksummed and verified (with its
+ * token ids and parent) before any byte of it reaches the device: a
+ * corrupt, torn, short or unreadable record is a miss, counted and logged
+ * once, never data.  A block being restored is not visible to any request
+ * until its copy is complete.  docs/tiers.md describes the design.
+ * ---------------------------------------------------------------------- */
+
+/* Residency of blocks (the same numbering as the kernel module's tiers). */
+enum kvmm_residency {
+	KVMM_RES_GPU = 0,      /* in the prefix cache, on the device */
+	KVMM_RES_HOST = 1,     /* a record in the pinned host pool */
+	KVMM_RES_DISK = 2,     /* a record on disk */
+	KVMM_RES_INFLIGHT = 3, /* being spilled or restored */
+	KVMM_RES__COUNT
+};
+
+enum kvmm_write_policy {
+	KVMM_WRITE_BACK = 0,	/* copy down when evicted from the tier above */
+	KVMM_WRITE_THROUGH = 1, /* copy down as soon as the tier above has it */
+};
+
+/* Encoding of spilled payloads (quantize-on-spill; off by default). */
+enum kvmm_spill_encoding {
+	KVMM_SPILL_RAW = 0,  /* the block's bytes */
+	KVMM_SPILL_FP8 = 1,  /* FP8 e4m3 + per-token-per-head scales (fp16/bf16 caches) */
+	KVMM_SPILL_INT8 = 2, /* INT8 + per-token-per-head scales (fp16/bf16 caches) */
+};
+
+/* Where the host pool lives. */
+enum kvmm_host_placement {
+	KVMM_HOST_GPU_NODE = 0, /* the NUMA node of the GPU (any without one) */
+	KVMM_HOST_ANY_NODE = 1, /* no placement */
+	KVMM_HOST_NODE = 2,	/* kvmm_tiers_config.host_node */
+};
+
+/* kvmm_tiers_config.flags */
+#define KVMM_TIERS_HOST_THP	 (1u << 0) /* transparent huge pages for the pool */
+#define KVMM_TIERS_HOST_HUGETLB	 (1u << 1) /* 2 MiB hugetlb pages (must be reserved) */
+#define KVMM_TIERS_NO_KMOD	 (1u << 2) /* never the kernel module's pools */
+#define KVMM_TIERS_DISK_BUFFERED (1u << 3) /* allow a filesystem without O_DIRECT */
+#define KVMM_TIERS_DISK_DISCARD	 (1u << 4) /* start with an empty disk tier */
+#define KVMM_TIERS_DISK_SCAN_HEADERS \
+	(1u << 5) /* restart scan reads headers only
+						* (payloads are verified on read) */
+#define KVMM_TIERS_NO_VERIFY_HOST \
+	(1u << 6) /* trust host records (disk ones are
+						* always verified) */
+
+struct kvmm_tiers_config {
+	uint64_t host_bytes; /* pinned host pool; at least one record */
+	enum kvmm_host_placement host_placement;
+	int32_t host_node;		    /* with KVMM_HOST_NODE */
+	uint32_t host_threads;		    /* pool creation threads (0: the node's CPUs, <= 16) */
+	enum kvmm_write_policy host_policy; /* device -> host: at eviction, or as soon
+					     * as a block is inserted (off the
+					     * critical path) */
+	const char *disk_dir;		    /* NULL: no disk tier */
+	uint64_t disk_bytes;		    /* disk tier capacity */
+	uint32_t disk_queue_depth;	    /* 0: 64 */
+	enum kvmm_write_policy disk_policy; /* host -> disk: when a record leaves the
+					     * host pool, or at once */
+	uint32_t disk_admit_hits;	    /* write a block to disk only once it was
+					     * used again this many times (SSD
+					     * endurance; 0: always) */
+	enum kvmm_spill_encoding encoding;
+	uint32_t flags; /* KVMM_TIERS_* */
+	/* errors and placement problems, once per kind; may be NULL */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+};
+
+/*
+ * Enable the tiers on c, whose prefix cache must be enabled (-EINVAL
+ * otherwise); once (-EEXIST).  Creates the host pool (on the GPU's node,
+ * pre-touched and pinned in parallel; the kernel module's pool when
+ * /dev/kvmm exists) and opens the disk tier (scanning what it holds: a
+ * restarted server finds its prefixes again).  -EINVAL bad config, -ENOMEM,
+ * -EBUSY (another process uses disk_dir), or the error of the host pool or
+ * disk.  Thread-safe.
+ */
+int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg);
+
+struct kvmm_prefetch;
+
+/* kvmm_prefix_prefetch flags */
+/* Gather every record on the host first, then copy layer by layer
+ * (kvmm_seq_attach_prefetch); covers at most half the host pool's blocks. */
+#define KVMM_PREFETCH_LAYERWISE (1u << 0)
+
+/*
+ * Start restoring the blocks of tokens[0..n) in ns that are on the host or
+ * disk tier but not in the prefix cache, in prefix order, stopping at the
+ * first block no tier has.  *found gets the tokens the prefix cache will
+ * hold once the prefetch completes (what is cached already included; whole
+ * blocks).  Blocks are inserted into the prefix cache as each one (and all
+ * before it) is complete, so kvmm_prefix_match() then finds them.  *pf (NULL
+ * when there is nothing to restore) keeps the prefix pinned until released.
+ * -EINVAL (also: tiers not enabled), -ENOMEM.  Thread-safe.
+ */
+int kvmm_prefix_prefetch(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
+			 uint32_t n, uint32_t flags, struct kvmm_prefetch **pf, uint32_t *found);
+/*
+ * Wait until the first `tokens` tokens are in the prefix cache (restored),
+ * the prefetch stopped (a miss, a failed read or checksum), or timeout_ns
+ * passed (0: do not wait; UINT64_MAX: no limit).  Returns the tokens in the
+ * prefix cache now (< tokens: stopped or timed out), or -EINVAL.  A caller
+ * waits only for the part it needs.  Thread-safe.
+ */
+int64_t kvmm_prefetch_wait(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t tokens,
+			   uint64_t timeout_ns);
+/* Unpin; waits for copies in flight.  NULL is a no-op.  Thread-safe. */
+void kvmm_prefetch_release(struct kvmm_cache *c, struct kvmm_prefetch *pf);
+
+/*
+ * Layer-wise restore (a prefetch started with KVMM_PREFETCH_LAYERWISE):
+ * make the prefetch's whole prefix the start of seq (which must be empty)
+ * as soon as every record is verified on the host, before the copies to the
+ * device finish; layer l of those blocks may be read once
+ * kvmm_prefetch_wait_layer(l) returned 0 (or, on CUDA, once a stream waited
+ * for kvmm_prefetch_layer_event(l)), so layer 0 computes while later layers
+ * arrive.  Returns the attached length in tokens, -EINVAL, -ENOENT (nothing
+ * restored: attach with kvmm_prefix_match instead), -EIO (a record failed:
+ * nothing attached).  If a copy fails afterwards, wait_layer says so and
+ * the sequence must be closed (its KV is incomplete).  Thread-safe.
+ */
+int kvmm_seq_attach_prefetch(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefetch *pf);
+int kvmm_prefetch_wait_layer(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer);
+/* CUDA: the CUevent (as a uint64_t) of layer l's copies (0 once complete or
+ * on other backends); valid until release.  Thread-safe. */
+int kvmm_prefetch_layer_event(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer,
+			      uint64_t *event);
+
+/* Wait until every spill queued so far (to the host pool and to disk) is
+ * done.  Thread-safe. */
+int kvmm_tiers_flush(struct kvmm_cache *c);
+
+struct kvmm_tiers_stats {
+	uint64_t blocks[KVMM_RES__COUNT]; /* residency now, per tier */
+	/* host pool */
+	uint64_t host_bytes, host_slot_bytes;
+	uint64_t host_slots, host_slots_free;
+	int32_t host_node;	 /* NUMA node of the pool, -1 none */
+	uint32_t host_pinned;	 /* registered with the CUDA driver */
+	uint64_t host_create_ns; /* pool creation time */
+	/* disk */
+	uint64_t disk_capacity_bytes, disk_used_bytes;
+	uint32_t disk_direct;	  /* O_DIRECT in use */
+	uint32_t disk_scan_found; /* records the restart scan found */
+	uint64_t disk_scan_ns;
+	/* traffic (blocks; bytes are payload bytes moved) */
+	uint64_t spills_host, spill_host_bytes; /* device -> host */
+	uint64_t spills_disk, spill_disk_bytes; /* host -> disk */
+	uint64_t restores_host, restores_disk;	/* blocks restored, by source */
+	uint64_t restore_bytes;
+	uint64_t prefetches, prefetch_blocks; /* blocks a prefetch asked for */
+	/* policy */
+	uint64_t spill_skipped;	       /* evictions not spilled (host pool full) */
+	uint64_t host_evictions;       /* records dropped from the host pool */
+	uint64_t host_drops_unwritten; /* of which not on disk (not admitted) */
+	uint64_t disk_admit_rejects;   /* writes held back by disk_admit_hits */
+	uint64_t disk_evictions;
+	/* never wrong KV */
+	uint64_t verify_failures;  /* records that failed a check on restore */
+	uint64_t io_errors;	   /* failed or short disk requests */
+	uint64_t restore_failures; /* blocks a prefetch could not restore */
+	uint32_t encoding;	   /* enum kvmm_spill_encoding */
+	uint32_t __pad;
+};
+/* Snapshot.  -EINVAL (also: tiers not enabled).  Thread-safe. */
+int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st);
+/* The same as one JSON object (like kvmm_cache_stats_json). */
+int kvmm_tiers_stats_json(const struct kvmm_cache *c, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
  * Host page pools of the kvmm kernel module (/dev/kvmm, docs/kmod.md).
  *
  * A pool is host memory that kvmm.ko owns: pages on one NUMA node (or the

@@ -55,7 +55,7 @@ struct tier_host {
 };
 
 static __attribute__((format(printf, 2, 3))) void host_log(struct tier_host *h, const char *fmt,
-								 ...)
+							   ...)
 {
 	char msg[256];
 	va_list ap;
@@ -79,7 +79,8 @@ static int resolve_node(struct tier_host *h)
 #ifdef KVMM_HAVE_CUDA
 		CUdevice dev;
 		CUcontext ctx;
-		const struct kvmm_cuda_driver *drv = kvmm_cuda_backend_driver(h->cfg.be, &ctx, &dev);
+		const struct kvmm_cuda_driver *drv =
+			kvmm_cuda_backend_driver(h->cfg.be, &ctx, &dev);
 		char busid[32];
 
 		if (drv && drv->cuDeviceGetPCIBusId(busid, sizeof(busid), dev) == CUDA_SUCCESS) {
@@ -169,7 +170,8 @@ static void *worker(void *arg)
 		while ((i = atomic_fetch_add(&w->next_piece, 1)) < w->npieces && !w->err) {
 			uint64_t off = i * TOUCH_PIECE, len = h->mem.bytes - off;
 
-			ret = touch(h, (char *)h->mem.base + off, len < TOUCH_PIECE ? len : TOUCH_PIECE);
+			ret = touch(h, (char *)h->mem.base + off,
+				    len < TOUCH_PIECE ? len : TOUCH_PIECE);
 			if (ret)
 				atomic_store(&w->err, ret);
 		}
@@ -312,8 +314,9 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 	if (ret) {
 		h->mem.ops = NULL;
 		if (cfg->flags & TIER_HOST_HUGETLB)
-			host_log(h, "kvmm host tier: no room for %llu MiB of 2 MiB hugetlb pages "
-				    "(see vm.nr_hugepages)",
+			host_log(h,
+				 "kvmm host tier: no room for %llu MiB of 2 MiB hugetlb pages "
+				 "(see vm.nr_hugepages)",
 				 (unsigned long long)(map_bytes >> 20));
 		goto fail;
 	}

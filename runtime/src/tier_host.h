@@ -23,8 +23,9 @@
 #include "backend.h"
 #include "tier_mem.h"
 
-#define TIER_NODE_ANY	 (-1) /* no placement */
-#define TIER_NODE_OF_GPU (-2) /* the node of the CUDA backend's device (any
+#define TIER_NODE_ANY (-1) /* no placement */
+#define TIER_NODE_OF_GPU \
+	(-2) /* the node of the CUDA backend's device (any
 			       * without a CUDA backend or when unknown) */
 
 /* Flags. */
@@ -37,12 +38,12 @@
 typedef void (*tier_host_log_fn)(void *arg, const char *msg);
 
 struct tier_host_config {
-	uint64_t bytes;	       /* pool size; rounded down to whole slots */
-	uint64_t slot_bytes;   /* multiple of 4 KiB, at most chunk_bytes */
-	uint64_t chunk_bytes;  /* registration chunk (0: 256 MiB; max 1 GiB) */
-	int numa_node;	       /* a node, TIER_NODE_ANY or TIER_NODE_OF_GPU */
-	uint32_t threads;      /* pre-touch threads (0: the node's CPUs, <= 16) */
-	uint32_t flags;	       /* TIER_HOST_* */
+	uint64_t bytes;	      /* pool size; rounded down to whole slots */
+	uint64_t slot_bytes;  /* multiple of 4 KiB, at most chunk_bytes */
+	uint64_t chunk_bytes; /* registration chunk (0: 256 MiB; max 1 GiB) */
+	int numa_node;	      /* a node, TIER_NODE_ANY or TIER_NODE_OF_GPU */
+	uint32_t threads;     /* pre-touch threads (0: the node's CPUs, <= 16) */
+	uint32_t flags;	      /* TIER_HOST_* */
 	uint32_t __pad;
 	struct kvmm_backend *be;	/* CUDA: pin with cuMemHostRegister */
 	const struct tier_mem_ops *mem; /* NULL: the anonymous mapping */
@@ -56,15 +57,15 @@ struct tier_host_stats {
 	uint64_t bytes;
 	uint64_t slot_bytes;
 	uint32_t slots, slots_free;
-	int node;		 /* where the memory was placed, -1 none */
-	uint32_t threads;	 /* pre-touch threads used */
-	bool numa_bind_failed;	 /* mbind refused (threads on the node still
+	int node;	       /* where the memory was placed, -1 none */
+	uint32_t threads;      /* pre-touch threads used */
+	bool numa_bind_failed; /* mbind refused (threads on the node still
 				  * place it by first touch) */
-	bool pinned;		 /* registered with the CUDA driver */
+	bool pinned;	       /* registered with the CUDA driver */
 	uint64_t pinned_bytes;
-	uint64_t create_ns;	 /* whole creation */
-	uint64_t touch_ns;	 /* pre-touch + registration (parallel) */
-	uint64_t alloc_fail;	 /* -ENOSPC from tier_host_alloc */
+	uint64_t create_ns;  /* whole creation */
+	uint64_t touch_ns;   /* pre-touch + registration (parallel) */
+	uint64_t alloc_fail; /* -ENOSPC from tier_host_alloc */
 };
 
 struct tier_host;

@@ -19,12 +19,12 @@
 
 struct tier_mem {
 	const struct tier_mem_ops *ops;
-	void *base;	   /* the mapping */
-	uint64_t bytes;	   /* its size */
-	uint64_t page;	   /* its page size (4 KiB, 2 MiB) */
-	bool populated;	   /* the source gave memory to every page already */
-	bool node_placed;  /* the source placed the pages on the node itself */
-	char desc[96];	   /* e.g. "anon", "kvmm pool kvmm-host-1234" */
+	void *base;	  /* the mapping */
+	uint64_t bytes;	  /* its size */
+	uint64_t page;	  /* its page size (4 KiB, 2 MiB) */
+	bool populated;	  /* the source gave memory to every page already */
+	bool node_placed; /* the source placed the pages on the node itself */
+	char desc[96];	  /* e.g. "anon", "kvmm pool kvmm-host-1234" */
 	void *priv;
 };
 

@@ -41,7 +41,8 @@ static int anon_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t fl
 		if (aligned > start)
 			munmap(p, aligned - start);
 		if (start + total > aligned + bytes)
-			munmap((void *)(uintptr_t)(aligned + bytes), start + total - aligned - bytes);
+			munmap((void *)(uintptr_t)(aligned + bytes),
+			       start + total - aligned - bytes);
 		m->base = (void *)(uintptr_t)aligned;
 		m->page = 4096;
 		madvise(m->base, bytes, flags & TIER_MEM_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

@@ -36,8 +36,9 @@ static const char *hex_field(const char *s, unsigned int max, char stop, unsigne
 
 	*v = 0;
 	for (; isxdigit((unsigned char)*s) && n < max; s++, n++)
-		*v = *v << 4 | (unsigned int)(isdigit((unsigned char)*s) ? *s - '0'
-								     : (tolower(*s) - 'a' + 10));
+		*v = *v << 4 |
+		     (unsigned int)(isdigit((unsigned char)*s) ? *s - '0'
+							       : (tolower(*s) - 'a' + 10));
 	return n && *s == stop ? s + 1 : NULL;
 }
 

@@ -189,8 +189,7 @@ END_TEST
 /* Placement on a real node of this machine: bound, and pages land there. */
 START_TEST(test_real_node)
 {
-	struct tier_host_config cfg = {
-		.bytes = 16u << 20, .slot_bytes = 1u << 20, .numa_node = 0};
+	struct tier_host_config cfg = {.bytes = 16u << 20, .slot_bytes = 1u << 20, .numa_node = 0};
 	struct tier_host *h;
 	struct tier_host_stats st;
 	int node = -1;
@@ -198,9 +197,8 @@ START_TEST(test_real_node)
 	ck_assert_int_eq(tier_host_create(&cfg, &h), 0);
 	tier_host_get_stats(h, &st);
 	ck_assert_int_eq(st.node, 0);
-	ck_assert_int_eq(get_mempolicy(&node, NULL, 0, tier_host_slot(h, 3),
-				       MPOL_F_NODE | MPOL_F_ADDR),
-			 0);
+	ck_assert_int_eq(
+		get_mempolicy(&node, NULL, 0, tier_host_slot(h, 3), MPOL_F_NODE | MPOL_F_ADDR), 0);
 	ck_assert_int_eq(node, 0);
 	tier_host_destroy(h);
 	/* the GPU's node without a CUDA backend: no placement */
@@ -220,8 +218,10 @@ static void count_log(void *arg, const char *msg)
 
 START_TEST(test_bad_config)
 {
-	struct tier_host_config cfg = {
-		.bytes = 16u << 20, .slot_bytes = 1u << 20, .numa_node = TIER_NODE_ANY}, c;
+	struct tier_host_config cfg = {.bytes = 16u << 20,
+				       .slot_bytes = 1u << 20,
+				       .numa_node = TIER_NODE_ANY},
+				c;
 	struct tier_host *h = (void *)1;
 	char root[64];
 

@@ -14,30 +14,38 @@
 
 char tf_dir[512];
 
-static void tf_setup(void)
+void tf_setup(void)
 {
 	char why[512];
 
 	ck_assert_msg(!tf_disk_dir(tf_dir, sizeof(tf_dir), why, sizeof(why)), "%s", why);
 }
 
-static void tf_teardown(void)
+void tf_teardown(void)
 {
 	tf_rm_rf(tf_dir);
+}
+
+int tf_need_direct(void)
+{
+	char why[512];
+
+	if (tf_disk_dir(tf_dir, sizeof(tf_dir), why, sizeof(why))) {
+		printf("SKIP: %s\n", why);
+		return 77;
+	}
+	tf_rm_rf(tf_dir);
+	return 0;
 }
 
 int tf_run_disk_tests(const char *name, int timeout_s, const TTest *const *tests, int n)
 {
 	Suite *s;
 	TCase *tc;
-	char why[512];
 
 	/* one check up front: skip the program where O_DIRECT cannot work */
-	if (tf_disk_dir(tf_dir, sizeof(tf_dir), why, sizeof(why))) {
-		printf("SKIP: %s\n", why);
+	if (tf_need_direct())
 		return 77;
-	}
-	tf_rm_rf(tf_dir);
 	s = suite_create(name);
 	tc = tcase_create(name);
 	tcase_set_timeout(tc, timeout_s);

@@ -22,6 +22,11 @@ extern char tf_dir[512];
  * Where the scratch filesystem refuses O_DIRECT, prints the reason with
  * "SKIP" and returns 77; else the exit status of the run.
  */
+/* 77 (after printing why, with "SKIP") where O_DIRECT cannot work. */
+int tf_need_direct(void);
+/* Per-test fixture: a fresh tf_dir, removed after. */
+void tf_setup(void);
+void tf_teardown(void);
 int tf_run_disk_tests(const char *name, int timeout_s, const TTest *const *tests, int n);
 
 /*

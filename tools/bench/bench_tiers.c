@@ -73,8 +73,8 @@ static int bench_host_pool(struct bench_ctx *ctx, struct kvmm_backend *be)
 		return ret;
 	bench_result(ctx, "tiers-host-pool", "host_pool_create_gbps", par, "GB/s", "one_thread",
 		     one);
-	bench_result(ctx, "tiers-host-pool", "host_pool_create_thp_gbps", thp, "GB/s",
-		     "one_thread", one);
+	bench_result(ctx, "tiers-host-pool", "host_pool_create_thp_gbps", thp, "GB/s", "one_thread",
+		     one);
 	return 0;
 }
 
@@ -266,7 +266,8 @@ static int tier_open(struct window *w, const char *dir, uint32_t n)
 {
 	uint64_t pool_bytes = (uint64_t)w->nbuf * w->rec_bytes;
 	struct tier_disk_config cfg = {.dir = dir,
-				       .capacity_bytes = ((n + 63) / 64) * (4096 + 64 * w->rec_bytes),
+				       .capacity_bytes =
+					       ((n + 63) / 64) * (4096 + 64 * w->rec_bytes),
 				       .segment_bytes = 4096 + 64 * w->rec_bytes,
 				       .slot_bytes = w->rec_bytes,
 				       .queue_depth = DEPTH,

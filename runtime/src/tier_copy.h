@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tier_copy.h - copies between the cache's blocks and the host pool.
+ *
+ * On CUDA: asynchronous copies on the tiers' own streams (one for spills,
+ * device to host, one for restores, host to device, so both directions run
+ * at once), from and to pinned host memory, with an event per step so a
+ * caller can wait for exactly what it needs (a layer of a restore).  On the
+ * host and null backends: the backend's synchronous copies; events are
+ * then complete at once.  A copy that fails reports its error; the caller
+ * never exposes the destination then.
+ */
+#ifndef KVMM_TIER_COPY_H
+#define KVMM_TIER_COPY_H
+
+#include <stdint.h>
+
+#include "backend.h"
+
+enum tier_dir {
+	TIER_D2H = 0, /* spill */
+	TIER_H2D = 1, /* restore */
+};
+
+struct tier_copy;
+
+/* Streams and events on be's device (nothing to make on other backends). */
+int tier_copy_create(struct kvmm_backend *be, struct tier_copy **out);
+void tier_copy_destroy(struct tier_copy *tc);
+/* Queue a copy of n bytes in direction dir (dev is a device address). */
+int tier_copy_queue(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void *host, uint64_t n);
+/* Wait for every copy queued in dir; its first error, if any. */
+int tier_copy_sync(struct tier_copy *tc, enum tier_dir dir);
+/*
+ * Events: a marker after everything queued in dir so far.  *ev gets an
+ * opaque handle (a CUevent on CUDA, 0 elsewhere) to wait on (tier_copy_wait)
+ * or, on CUDA, to make a compute stream wait on (cuStreamWaitEvent); free
+ * it with tier_copy_event_free.
+ */
+int tier_copy_record(struct tier_copy *tc, enum tier_dir dir, uint64_t *ev);
+int tier_copy_wait(struct tier_copy *tc, uint64_t ev);
+/* 1 done, 0 not yet, or a negative errno. */
+int tier_copy_query(struct tier_copy *tc, uint64_t ev);
+void tier_copy_event_free(struct tier_copy *tc, uint64_t ev);
+/* Does this engine copy asynchronously (CUDA)? */
+int tier_copy_is_async(const struct tier_copy *tc);
+
+#endif /* KVMM_TIER_COPY_H */

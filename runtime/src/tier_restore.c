@@ -1,0 +1,729 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tier_restore.c - blocks coming back: disk -> host pool -> device, into
+ * the prefix cache.
+ *
+ * A prefetch walks the prefix's chained keys past what the prefix cache
+ * holds (which it pins), and for each block in order: uses the host pool's
+ * record, or reads the disk's into a host slot (the disk tier verifies it),
+ * stopping at the first block no tier has.  The mover thread then checks
+ * every record against what was asked (key, parent, namespace, geometry,
+ * token ids, and the payload checksum of host records), copies it into a
+ * fresh device block, and inserts the leading run of finished blocks into
+ * the prefix tree: only then can any request match them, so a block being
+ * restored is never visible half-copied, and a failed one never at all.
+ *
+ * Layer-wise prefetches gather every record first, then copy layer by
+ * layer across all blocks with an event after each layer, so a sequence
+ * attached to them computes layer 0 while later layers arrive.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tiers.h"
+
+#define READ_WINDOW 64 /* blocks read from disk ahead of the copies */
+
+enum pb_state {
+	PB_WAIT = 0, /* not started */
+	PB_READING,  /* disk -> host slot */
+	PB_ON_HOST,  /* the host slot holds it (pinned) */
+	PB_DONE,     /* copied to blks[i] */
+};
+
+struct kvmm_prefetch {
+	struct kvmm_tiers *t;
+	struct tier_job job;
+	struct kvmm_ns ns;
+	uint32_t flags;
+	uint32_t *tokens;
+	uint32_t g;	   /* full blocks cached on the device at the start */
+	uint32_t nb;	   /* blocks found in some tier */
+	uint32_t stop_at;  /* nothing at or after it will be restored */
+	uint32_t next;	   /* next block to gather */
+	uint32_t copied;   /* blocks [g, copied) copied (or failed) */
+	uint32_t inserted; /* blocks [0, inserted) in the tree */
+	uint64_t *keys;
+	uint32_t *slots;
+	kvmm_blk_t *blks;
+	uint8_t *st, *from_disk;
+	struct tier_disk_op *ops;
+	struct pt_handle *pin; /* the path [0, inserted) */
+	/* layer-wise */
+	uint64_t *events; /* one per layer, once the copies are queued */
+	kvmm_blk_t *lblks; /* the whole path's blocks, for the attach */
+	uint32_t nlblks;   /* [0, nlblks) set; ours referenced from g on */
+	bool layers_queued;
+	int err;
+	bool queued, finished, cancel, waiting_fill, detached;
+	uint32_t reads; /* disk reads in flight */
+	struct kvmm_prefetch *wnext; /* on t's list of prefetches waiting for a fill */
+};
+
+static void pf_kick(struct kvmm_tiers *t, struct kvmm_prefetch *pf);
+static void pf_free(struct kvmm_tiers *t, struct kvmm_prefetch *pf);
+
+/* Lock held: prefetches waiting for a record being filled look again. */
+void tiers_fill_event(struct kvmm_tiers *t)
+{
+	struct kvmm_prefetch *pf = t->fill_waiters;
+
+	t->fill_waiters = NULL;
+	while (pf) {
+		struct kvmm_prefetch *next = pf->wnext;
+
+		pf->waiting_fill = false;
+		pf->wnext = NULL;
+		pf_kick(t, pf);
+		pf = next;
+	}
+}
+
+static uint64_t root_key(const struct kvmm_prefetch *pf)
+{
+	return tier_key_root(&pf->ns, pf->t->geometry);
+}
+
+/* Lock held. */
+static void pf_kick(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
+{
+	if (pf->queued || pf->finished)
+		return;
+	pf->queued = true;
+	t->busy++;
+	pf->job.next = NULL;
+	*t->jobs_tail = &pf->job;
+	t->jobs_tail = &pf->job.next;
+	pthread_cond_broadcast(&t->cond);
+}
+
+static void read_done(struct tier_disk_op *op)
+{
+	struct kvmm_prefetch *pf = op->arg;
+	struct kvmm_tiers *t = pf->t;
+	uint32_t i = (uint32_t)(op - pf->ops), s = pf->slots[i];
+	bool ok = !op->result;
+
+	pthread_mutex_lock(&t->lock);
+	pf->reads--;
+	if (ok) {
+		/* a host record now: ours pinned until copied */
+		tidx_pin(t, s);
+		t->ent[s].flags |= E_ON_DISK;
+		pf->st[i] = PB_ON_HOST;
+		pf->from_disk[i] = 1;
+	} else {
+		pf->slots[i] = TIER_NIL;
+		pf->st[i] = PB_WAIT;
+		if (op->result != -ENOENT) {
+			if (op->result == -EBADMSG)
+				t->n.verify_failures++;
+			else
+				t->n.io_errors++;
+			t->n.restore_failures++;
+		}
+		if (i < pf->stop_at)
+			pf->stop_at = i;
+	}
+	tidx_filled(t, s, ok);
+	pf_kick(t, pf);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Gather: pin host records, start disk reads (lock held). */
+static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
+{
+	while (pf->next < pf->stop_at && pf->next < pf->copied + READ_WINDOW && !pf->cancel) {
+		uint32_t i = pf->next, s;
+		struct tier_entry *e = tidx_find(t, pf->keys[i], &s);
+		uint64_t parent = i ? pf->keys[i - 1] : root_key(pf);
+
+		if (e && (e->flags & E_VALID)) {
+			tidx_pin(t, s);
+			tidx_touch(t, s);
+			pf->slots[i] = s;
+			pf->st[i] = PB_ON_HOST;
+		} else if (e) {
+			/* being filled right now (spill or another read):
+			 * look again when it is done */
+			if (!pf->waiting_fill) {
+				pf->waiting_fill = true;
+				pf->wnext = t->fill_waiters;
+				t->fill_waiters = pf;
+			}
+			return;
+		} else if (t->disk && tier_disk_contains(t->disk, pf->keys[i])) {
+			struct tier_disk_op *op = &pf->ops[i];
+			int r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
+
+			if (r == -ENOSPC && (pf->reads || pf->next > pf->copied))
+				return; /* room comes back as our copies finish */
+			if (r) {
+				pf->stop_at = i; /* no room in the host pool now */
+				break;
+			}
+			*op = (struct tier_disk_op){.kind = TIER_DISK_GET,
+						    .key = pf->keys[i],
+						    .buf = tier_host_slot(t->host, s),
+						    .len = tier_host_slot_bytes(t->host),
+						    .done = read_done,
+						    .arg = pf};
+			pf->slots[i] = s;
+			pf->st[i] = PB_READING;
+			pf->reads++;
+			if (tier_disk_submit(t->disk, &op, 1)) {
+				pf->reads--;
+				pf->st[i] = PB_WAIT;
+				pf->slots[i] = TIER_NIL;
+				tidx_filled(t, s, false);
+				pf->stop_at = i;
+				break;
+			}
+		} else {
+			/* gone meanwhile */
+			pf->stop_at = i;
+			break;
+		}
+		pf->next++;
+	}
+}
+
+/* Is the record in slot s exactly block i of this prefix?  (No lock.) */
+static int check_record(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i, uint32_t s)
+{
+	const void *buf = tier_host_slot(t->host, s);
+	uint32_t tpb = t->c->g.tpb;
+	struct tier_rec r;
+	int ret;
+
+	if (pf->from_disk[i] || (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST))
+		ret = tier_rec_decode(buf, t->rec_bytes, &r);
+	else
+		ret = tier_rec_verify(buf, t->rec_bytes, &r);
+	if (ret)
+		return -EBADMSG;
+	if (r.key != pf->keys[i] || r.parent != (i ? pf->keys[i - 1] : root_key(pf)) ||
+	    r.geometry != t->geometry || memcmp(&r.ns, &pf->ns, sizeof(r.ns)) ||
+	    r.encoding != TIER_ENC_RAW || r.payload_bytes != t->c->g.block_bytes ||
+	    !tier_rec_tokens_equal(buf, &r, pf->tokens + (size_t)i * tpb, tpb))
+		return -EBADMSG;
+	return 0;
+}
+
+/* Layer l's byte range inside a block, for layouts that keep it together. */
+static bool layer_range(const struct kvmm_cache *c, uint32_t l, uint64_t *off, uint64_t *len)
+{
+	switch (c->g.layout) {
+	case KVMM_LAYOUT_PAGE_MAJOR:
+		*len = 2ull * c->g.tpb * c->g.row_bytes;
+		*off = l * *len;
+		return true;
+	case KVMM_LAYOUT_LAYER_MAJOR:
+		*len = 2 * c->g.page;
+		*off = l * *len;
+		return true;
+	default:
+		return false; /* token-major: layers interleave per token */
+	}
+}
+
+/* A record failed its check: drop it everywhere (lock not held). */
+static void bad_record(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i)
+{
+	uint32_t s = pf->slots[i];
+
+	tiers_log(t, TLOG_VERIFY,
+		  "kvmm tiers: record %016llx failed verification on restore: dropped (further "
+		  "ones are counted, not logged)",
+		  (unsigned long long)pf->keys[i]);
+	if (t->disk)
+		tier_disk_remove(t->disk, pf->keys[i]);
+	pthread_mutex_lock(&t->lock);
+	t->n.verify_failures++;
+	t->n.restore_failures++;
+	tidx_unpin(t, s);
+	if (!t->ent[s].pins)
+		tidx_drop(t, s);
+	pf->slots[i] = TIER_NIL;
+	pf->st[i] = PB_WAIT;
+	if (i < pf->stop_at)
+		pf->stop_at = i;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Copy blocks [from, to) (all on host, checked) to fresh device blocks;
+ * layer by layer with an event per layer when layered.  0 or an error (the
+ * blocks not copied are then given back). */
+static int copy_in(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to,
+		   bool layered)
+{
+	struct kvmm_cache *c = t->c;
+	uint64_t off, len;
+	int ret = 0;
+
+	for (uint32_t i = from; i < to && !ret; i++)
+		ret = kvmm_blk_alloc(c, &pf->blks[i]);
+	if (!ret && layered) {
+		/* an attached sequence maps them: keep our own reference
+		 * whatever the tree does with them later */
+		for (uint32_t i = from; i < to; i++)
+			pf->lblks[i] = pf->blks[i];
+		kvmm_blk_get(c, pf->lblks + from, to - from);
+		pf->nlblks = to;
+	}
+	if (ret) {
+		for (uint32_t i = from; i < to; i++)
+			if (pf->blks[i] != KVMM_BLK_NONE) {
+				kvmm_blk_put(c, &pf->blks[i], 1);
+				pf->blks[i] = KVMM_BLK_NONE;
+			}
+		return ret;
+	}
+	if (layered && layer_range(c, 0, &off, &len)) {
+		for (uint32_t l = 0; l < c->g.num_layers && !ret; l++) {
+			layer_range(c, l, &off, &len);
+			for (uint32_t i = from; i < to && !ret; i++)
+				ret = tier_copy_queue(
+					t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]) + off,
+					(char *)tier_host_slot(t->host, pf->slots[i]) + t->hdr_bytes +
+						off,
+					len);
+			if (!ret)
+				ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[l]);
+		}
+	} else {
+		for (uint32_t i = from; i < to && !ret; i++)
+			ret = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]),
+					      (char *)tier_host_slot(t->host, pf->slots[i]) +
+						      t->hdr_bytes,
+					      c->g.block_bytes);
+		if (layered && !ret) {
+			/* one event stands for every layer */
+			ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[0]);
+			for (uint32_t l = 1; l < c->g.num_layers; l++)
+				pf->events[l] = 0;
+		}
+	}
+	if (layered) {
+		pthread_mutex_lock(&t->lock);
+		pf->layers_queued = true;
+		if (ret)
+			pf->err = ret;
+		pthread_cond_broadcast(&t->cond);
+		pthread_mutex_unlock(&t->lock);
+	}
+	{
+		int sret = tier_copy_sync(t->copy, TIER_H2D);
+
+		ret = ret ? ret : sret;
+	}
+	if (ret) {
+		tiers_log(t, TLOG_COPY, "kvmm tiers: host to device copy failed (%s)",
+			  strerror(-ret));
+		for (uint32_t i = from; i < to; i++) {
+			kvmm_blk_put(c, &pf->blks[i], 1);
+			pf->blks[i] = KVMM_BLK_NONE;
+		}
+	}
+	return ret;
+}
+
+/* Insert the finished run [inserted, upto) into the tree (no lock). */
+static void insert_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t upto)
+{
+	struct kvmm_cache *c = t->c;
+	struct pt_insert_result res = {0};
+	struct pt_handle *pin = NULL;
+	uint64_t *ids = malloc(upto * sizeof(*ids));
+	uint32_t lo = pf->inserted, got;
+	int ret;
+
+	if (!ids) {
+		ret = -ENOMEM;
+	} else {
+		for (uint32_t i = 0; i < upto; i++)
+			ids[i] = i >= lo ? pf->blks[i] : PT_NO_BLOCK;
+		ret = pt_insert(t->p->tree, &pf->ns, pf->tokens, upto * c->g.tpb, ids, &res, &pin);
+	}
+	free(ids);
+	/* ours that the tree did not adopt go back (cached by someone else
+	 * meanwhile: the prefix is there all the same) */
+	for (uint32_t i = lo; i < upto; i++) {
+		if (ret < 0 || i < res.first || i >= res.first + res.added)
+			kvmm_blk_put(c, &pf->blks[i], 1);
+		pf->blks[i] = KVMM_BLK_NONE;
+	}
+	got = ret < 0 ? lo : res.first + res.added;
+	pthread_mutex_lock(&t->lock);
+	if (pin) {
+		struct pt_handle *old = pf->pin;
+
+		pf->pin = pin;
+		pin = old;
+	}
+	if (got > pf->inserted)
+		pf->inserted = got;
+	if (got < upto && pf->stop_at > got) {
+		/* the tree would not take them (a gap evicted, or its cap) */
+		pf->stop_at = got;
+		t->n.restore_failures += upto - got;
+	}
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pt_release(t->p->tree, pin);
+}
+
+/* Nothing more will happen: let go of host records gathered but not
+ * copied (a later block failed, or cancelled).  Lock held. */
+static void pf_finish(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
+{
+	for (uint32_t i = pf->copied; i < pf->nb; i++) {
+		if (pf->st[i] == PB_ON_HOST) {
+			tidx_unpin(t, pf->slots[i]);
+			pf->st[i] = PB_WAIT;
+		}
+	}
+	t->inflight -= pf->nb - pf->g;
+	pf->finished = true;
+	pthread_cond_broadcast(&t->cond);
+}
+
+/* Mover: one step of a prefetch. */
+static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
+{
+	struct kvmm_prefetch *pf = (struct kvmm_prefetch *)((char *)job -
+							    offsetof(struct kvmm_prefetch, job));
+	bool layered = pf->flags & KVMM_PREFETCH_LAYERWISE;
+	uint32_t from, to, ndisk = 0;
+	int ret;
+
+	pthread_mutex_lock(&t->lock);
+	pf->queued = false;
+	gather(t, pf);
+	/* the run of gathered blocks right after what is copied */
+	from = pf->copied;
+	for (to = from; to < pf->stop_at && pf->st[to] == PB_ON_HOST; to++)
+		;
+	if (layered && (to < pf->stop_at || pf->reads))
+		to = from; /* layer-wise: all of them at once */
+	if (pf->cancel)
+		to = from;
+	pthread_mutex_unlock(&t->lock);
+
+	for (uint32_t i = from; i < to; i++) {
+		if (check_record(t, pf, i, pf->slots[i])) {
+			bad_record(t, pf, i);
+			to = i;
+			break;
+		}
+	}
+	if (to > from) {
+		ret = copy_in(t, pf, from, to, layered);
+		pthread_mutex_lock(&t->lock);
+		for (uint32_t i = from; i < to; i++) {
+			tidx_unpin(t, pf->slots[i]);
+			if (!ret) {
+				pf->st[i] = PB_DONE;
+				ndisk += pf->from_disk[i];
+				tidx_admit_bump(t, pf->keys[i]); /* a use */
+			}
+		}
+		if (ret) {
+			pf->err = ret;
+			pf->stop_at = from;
+			t->n.restore_failures += to - from;
+		} else {
+			pf->copied = to;
+			t->n.restores_disk += ndisk;
+			t->n.restores_host += to - from - ndisk;
+			t->n.restore_bytes += (uint64_t)(to - from) * t->c->g.block_bytes;
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (!ret)
+			insert_run(t, pf, to);
+	}
+	pthread_mutex_lock(&t->lock);
+	gather(t, pf);
+	if (pf->copied < pf->stop_at && !pf->cancel &&
+	    (pf->st[pf->copied] == PB_ON_HOST && !(layered && pf->reads)))
+		pf_kick(t, pf);
+	if (!pf->queued && !pf->reads && !pf->waiting_fill &&
+	    (pf->copied >= pf->stop_at || pf->cancel))
+		pf_finish(t, pf);
+	t->busy--;
+	pthread_cond_broadcast(&t->cond);
+	ret = pf->finished && pf->detached;
+	pthread_mutex_unlock(&t->lock);
+	if (ret)
+		pf_free(t, pf); /* nobody holds a detached prefetch */
+}
+
+static void pf_free(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
+{
+	if (pf->lblks && pf->nlblks > pf->g)
+		kvmm_blk_put(t->c, pf->lblks + pf->g, pf->nlblks - pf->g);
+	if (pf->events)
+		for (uint32_t l = 0; l < t->c->g.num_layers; l++)
+			tier_copy_event_free(t->copy, pf->events[l]);
+	pt_release(t->p->tree, pf->pin);
+	free(pf->tokens);
+	free(pf->keys);
+	free(pf->slots);
+	free(pf->blks);
+	free(pf->st);
+	free(pf->from_disk);
+	free(pf->ops);
+	free(pf->events);
+	free(pf->lblks);
+	free(pf);
+}
+
+int kvmm_prefix_prefetch(struct kvmm_cache *c, const struct kvmm_ns *ns, const uint32_t *tokens,
+			 uint32_t n, uint32_t flags, struct kvmm_prefetch **out, uint32_t *found)
+{
+	static const struct kvmm_ns zero_ns;
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+	struct kvmm_prefetch *pf;
+	uint32_t tpb, nb, matched = 0, g, r;
+	struct pt_handle *pin = NULL;
+	int ret;
+
+	if (!t || !out || !found || (n && !tokens) || flags & ~KVMM_PREFETCH_LAYERWISE)
+		return -EINVAL;
+	*out = NULL;
+	*found = 0;
+	tpb = c->g.tpb;
+	nb = n / tpb;
+	pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return -ENOMEM;
+	pf->t = t;
+	pf->ns = ns ? *ns : zero_ns;
+	pf->flags = flags;
+	pf->keys = malloc((nb + 1) * sizeof(*pf->keys));
+	pf->tokens = malloc(((size_t)nb * tpb + 1) * sizeof(*pf->tokens));
+	if (!pf->keys || !pf->tokens) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	memcpy(pf->tokens, tokens, (size_t)nb * tpb * sizeof(*tokens));
+	tiers_keys(t, &pf->ns, tokens, nb, pf->keys);
+	/* what the device has, pinned while we build on it */
+	ret = pt_match(t->p->tree, &pf->ns, tokens, nb * tpb, &pin, &matched);
+	if (ret)
+		goto fail;
+	g = matched / tpb;
+	pf->pin = pin;
+	/* what the lower tiers have: a contiguous run after it */
+	pthread_mutex_lock(&t->lock);
+	for (r = g; r < nb; r++) {
+		struct tier_entry *e = tidx_find(t, pf->keys[r], NULL);
+
+		if (!e && (!t->disk || !tier_disk_contains(t->disk, pf->keys[r])))
+			break;
+	}
+	/* layer-wise gathers every record before copying: it must fit in
+	 * the host pool with room to spare for everyone else */
+	if ((flags & KVMM_PREFETCH_LAYERWISE) && r - g > tier_host_nslots(t->host) / 2)
+		r = g + tier_host_nslots(t->host) / 2;
+	t->n.prefetches++;
+	t->n.prefetch_blocks += nb - g;
+	pthread_mutex_unlock(&t->lock);
+	*found = r * tpb;
+	if (r == g) {
+		/* nothing to restore: the device has all there is */
+		pf_free(t, pf);
+		return 0;
+	}
+	pf->g = pf->copied = pf->inserted = pf->next = g;
+	pf->nb = pf->stop_at = r;
+	pf->slots = malloc(r * sizeof(*pf->slots));
+	pf->blks = malloc(r * sizeof(*pf->blks));
+	pf->st = calloc(r, 1);
+	pf->from_disk = calloc(r, 1);
+	pf->ops = calloc(r, sizeof(*pf->ops));
+	pf->events = calloc(c->g.num_layers, sizeof(*pf->events));
+	pf->lblks = malloc(r * sizeof(*pf->lblks));
+	if (!pf->slots || !pf->blks || !pf->st || !pf->from_disk || !pf->ops || !pf->events ||
+	    !pf->lblks) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < r; i++) {
+		pf->slots[i] = TIER_NIL;
+		pf->blks[i] = KVMM_BLK_NONE;
+		pf->lblks[i] = i < g ? (kvmm_blk_t)pin->blocks[i] : KVMM_BLK_NONE;
+	}
+	pf->job.run = pf_run;
+	pthread_mutex_lock(&t->lock);
+	t->inflight += r - g;
+	pf_kick(t, pf);
+	pthread_mutex_unlock(&t->lock);
+	*out = pf;
+	return 0;
+fail:
+	pf_free(t, pf);
+	return ret;
+}
+
+static bool wait_until(struct kvmm_tiers *t, const struct timespec *dl)
+{
+	if (!dl)
+		return pthread_cond_wait(&t->cond, &t->lock) == 0;
+	return pthread_cond_timedwait(&t->cond, &t->lock, dl) == 0;
+}
+
+static struct timespec *deadline(uint64_t timeout_ns, struct timespec *ts)
+{
+	if (timeout_ns == UINT64_MAX)
+		return NULL;
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(timeout_ns / 1000000000ull);
+	ts->tv_nsec += (long)(timeout_ns % 1000000000ull);
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+int64_t kvmm_prefetch_wait(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t tokens,
+			   uint64_t timeout_ns)
+{
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+	struct timespec ts, *dl;
+	uint32_t want, tpb;
+	int64_t got;
+
+	if (!t || !pf || pf->t != t)
+		return -EINVAL;
+	tpb = c->g.tpb;
+	want = (tokens + tpb - 1) / tpb;
+	dl = deadline(timeout_ns, &ts);
+	pthread_mutex_lock(&t->lock);
+	while (pf->inserted < want && !pf->finished && timeout_ns)
+		if (!wait_until(t, dl) && dl)
+			break;
+	got = (int64_t)pf->inserted * tpb;
+	pthread_mutex_unlock(&t->lock);
+	return got;
+}
+
+void kvmm_prefetch_release(struct kvmm_cache *c, struct kvmm_prefetch *pf)
+{
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+
+	if (!t || !pf || pf->t != t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	pf->cancel = true;
+	if (pf->waiting_fill) {
+		/* off the waiters' list: it finishes now */
+		struct kvmm_prefetch **pp = &t->fill_waiters;
+
+		while (*pp && *pp != pf)
+			pp = &(*pp)->wnext;
+		if (*pp)
+			*pp = pf->wnext;
+		pf->waiting_fill = false;
+	}
+	pf_kick(t, pf);
+	while (!pf->finished)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	pf_free(t, pf);
+}
+
+/* ---- layer-wise attach ---------------------------------------------------- */
+
+int kvmm_seq_attach_prefetch(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefetch *pf)
+{
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+	struct kvmm_step_entry e = {.seq = seq};
+	uint32_t n;
+	int64_t len;
+	int ret;
+
+	if (!t || !pf || pf->t != t || !(pf->flags & KVMM_PREFETCH_LAYERWISE))
+		return -EINVAL;
+	len = kvmm_seq_len(c, seq);
+	if (len < 0)
+		return (int)len;
+	if (len)
+		return -EBUSY;
+	/* every record verified on the host and its copies queued */
+	pthread_mutex_lock(&t->lock);
+	while (!pf->layers_queued && !pf->finished)
+		pthread_cond_wait(&t->cond, &t->lock);
+	n = pf->layers_queued && !pf->err ? pf->nlblks : 0;
+	ret = pf->err;
+	pthread_mutex_unlock(&t->lock);
+	if (ret)
+		return -EIO;
+	if (n <= pf->g)
+		return -ENOENT;
+	ret = kvmm_seq_alias(c, seq, 0, n, pf->lblks);
+	if (ret)
+		return ret;
+	e.len = n * c->g.tpb;
+	ret = kvmm_step(c, &e, 1);
+	return ret ? ret : (int)e.len;
+}
+
+int kvmm_prefetch_layer_event(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer,
+			      uint64_t *event)
+{
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+
+	if (!t || !pf || pf->t != t || !event || layer >= c->g.num_layers)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	while (!pf->layers_queued && !pf->finished)
+		pthread_cond_wait(&t->cond, &t->lock);
+	*event = pf->layers_queued ? pf->events[layer] : 0;
+	pthread_mutex_unlock(&t->lock);
+	return pf->layers_queued ? 0 : -ENOENT;
+}
+
+int kvmm_prefetch_wait_layer(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer)
+{
+	struct kvmm_tiers *t = kvmm_tiers_of(c);
+	uint64_t ev = 0;
+	int ret;
+
+	if (!t || !pf || pf->t != t || layer >= c->g.num_layers)
+		return -EINVAL;
+	ret = kvmm_prefetch_layer_event(c, pf, layer, &ev);
+	if (ret)
+		return ret;
+	/* token-major: one event (layer 0's) covers every layer */
+	if (!ev)
+		ev = pf->events[0];
+	ret = tier_copy_wait(t->copy, ev);
+	if (!ret) {
+		pthread_mutex_lock(&t->lock);
+		ret = pf->err ? -EIO : 0;
+		pthread_mutex_unlock(&t->lock);
+	}
+	return ret;
+}
+
+void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns,
+			     const uint32_t *tokens, uint32_t n)
+{
+	struct kvmm_prefetch *pf;
+	uint32_t found;
+
+	if (kvmm_prefix_prefetch(t->c, ns, tokens, n, 0, &pf, &found) || !pf)
+		return;
+	pthread_mutex_lock(&t->lock);
+	pf->detached = true;
+	if (pf->finished) {
+		pthread_mutex_unlock(&t->lock);
+		pf_free(t, pf);
+		return;
+	}
+	pthread_mutex_unlock(&t->lock);
+}

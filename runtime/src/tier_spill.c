@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tier_spill.c - blocks going down: device -> host pool -> disk.
+ *
+ * Device -> host happens when the prefix cache evicts a block (write-back:
+ * the eviction hook copies it out before the tree lets go of it) or as
+ * soon as a block is inserted (write-through: the mover copies it while
+ * the block is still cached, holding a reference).  The copy goes to a host
+ * slot; the slot becomes a record once the mover has hashed the payload
+ * and sealed the header, so the evicting thread pays only for the copy.
+ * Host -> disk is a write of the whole record from its slot (registered
+ * buffers): at once (write-through) or when the record is about to leave
+ * the host pool (write-back), and only for records used disk_admit_hits
+ * times, to spare the SSD.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tier_hash.h"
+#include "tiers.h"
+
+/* A batch of slots whose payload is copied and whose header waits for the
+ * payload hash. */
+struct seal_job {
+	struct tier_job job;
+	struct kvmm_ns ns;
+	uint32_t n;
+	kvmm_blk_t *blks;   /* write-through: references to put once copied */
+	uint32_t nblks;
+	uint32_t *slots;    /* TIER_NIL: skipped */
+	uint64_t *keys, *parents;
+	uint32_t *tokens; /* n * tpb */
+	int copy_err;
+};
+
+static void seal_free(struct seal_job *j)
+{
+	free(j->slots);
+	free(j->keys);
+	free(j->parents);
+	free(j->tokens);
+	free(j->blks);
+	free(j);
+}
+
+static struct seal_job *seal_alloc(struct kvmm_tiers *t, uint32_t n)
+{
+	uint32_t tpb = t->c->g.tpb;
+	struct seal_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->slots = malloc(n * sizeof(*j->slots));
+	j->keys = malloc(n * sizeof(*j->keys));
+	j->parents = malloc(n * sizeof(*j->parents));
+	j->tokens = malloc((size_t)n * tpb * sizeof(*j->tokens));
+	j->blks = malloc(n * sizeof(*j->blks));
+	if (!j->slots || !j->keys || !j->parents || !j->tokens || !j->blks) {
+		seal_free(j);
+		return NULL;
+	}
+	j->n = n;
+	return j;
+}
+
+/* The record's payload is in the slot: hash it and write the header. */
+static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, uint64_t key,
+		uint64_t parent, const uint32_t *tokens)
+{
+	struct tier_rec r = {.ns = *ns,
+			     .geometry = t->geometry,
+			     .key = key,
+			     .parent = parent,
+			     .ntokens = t->c->g.tpb,
+			     .encoding = TIER_ENC_RAW,
+			     .payload_bytes = t->c->g.block_bytes};
+
+	pthread_mutex_lock(&t->lock);
+	r.seq = t->next_seq++;
+	pthread_mutex_unlock(&t->lock);
+	return tier_rec_seal(tier_host_slot(t->host, slot), t->rec_bytes, &r, tokens);
+}
+
+static void write_done(struct tier_disk_op *op)
+{
+	struct kvmm_tiers *t = op->arg;
+	uint32_t slot = (uint32_t)(((char *)op->buf - (char *)tier_host_slot(t->host, 0)) /
+				   tier_host_slot_bytes(t->host));
+
+	pthread_mutex_lock(&t->lock);
+	t->ent[slot].flags &= ~E_WRITING;
+	if (!op->result) {
+		t->ent[slot].flags |= E_ON_DISK;
+		t->n.spills_disk++;
+		t->n.spill_disk_bytes += t->c->g.block_bytes;
+	} else if (op->result != -EEXIST) {
+		t->n.io_errors++;
+	} else {
+		t->ent[slot].flags |= E_ON_DISK; /* it was there already */
+	}
+	tidx_unpin(t, slot);
+	t->busy--;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	free(op);
+}
+
+void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting)
+{
+	struct tier_entry *e = &t->ent[slot];
+	struct tier_disk_op *op;
+
+	if (!t->disk || !(e->flags & E_VALID) || (e->flags & (E_WRITING | E_ON_DISK)))
+		return;
+	if (t->cfg.disk_policy == KVMM_WRITE_BACK && !evicting)
+		return;
+	if (!tidx_admitted(t, e->key)) {
+		t->n.disk_admit_rejects++;
+		return;
+	}
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return;
+	*op = (struct tier_disk_op){.kind = TIER_DISK_PUT,
+				    .key = e->key,
+				    .buf = tier_host_slot(t->host, slot),
+				    .len = t->rec_bytes,
+				    .done = write_done,
+				    .arg = t};
+	e->flags |= E_WRITING;
+	tidx_pin(t, slot);
+	t->busy++;
+	if (tier_disk_submit(t->disk, &op, 1)) {
+		e->flags &= ~E_WRITING;
+		tidx_unpin(t, slot);
+		t->busy--;
+		free(op);
+	}
+}
+
+/* Mover: hash and seal the copied slots, then let the policy write them. */
+static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
+{
+	struct seal_job *j = (struct seal_job *)job;
+	uint32_t tpb = t->c->g.tpb;
+
+	for (uint32_t i = 0; i < j->n; i++) {
+		uint32_t s = j->slots[i];
+		int ret;
+
+		if (s == TIER_NIL)
+			continue;
+		ret = j->copy_err ? j->copy_err
+				  : seal(t, s, &j->ns, j->keys[i], j->parents[i],
+					 j->tokens + (size_t)i * tpb);
+		pthread_mutex_lock(&t->lock);
+		t->inflight--;
+		tidx_filled(t, s, !ret);
+		if (!ret) {
+			t->n.spills_host++;
+			t->n.spill_host_bytes += t->c->g.block_bytes;
+			tidx_admit_bump(t, j->keys[i]);
+			tiers_maybe_write(t, s, false);
+			tidx_keep_clean(t);
+		}
+		pthread_mutex_unlock(&t->lock);
+	}
+	if (j->copy_err)
+		tiers_log(t, TLOG_COPY, "kvmm tiers: device to host copy failed (%s): blocks not "
+					"spilled",
+			  strerror(-j->copy_err));
+	seal_free(j);
+	tiers_job_done(t);
+}
+
+/* A seal job for entries [from, to) of j (their slots claimed, payloads
+ * copied), sharing nothing with j. */
+static struct seal_job *seal_split(struct kvmm_tiers *t, const struct seal_job *j, uint32_t from,
+				   uint32_t to)
+{
+	uint32_t tpb = t->c->g.tpb, n = to - from;
+	struct seal_job *k = seal_alloc(t, n);
+
+	if (!k)
+		return NULL;
+	k->job.run = seal_run;
+	k->ns = j->ns;
+	memcpy(k->slots, j->slots + from, n * sizeof(*k->slots));
+	memcpy(k->keys, j->keys + from, n * sizeof(*k->keys));
+	memcpy(k->parents, j->parents + from, n * sizeof(*k->parents));
+	memcpy(k->tokens, j->tokens + (size_t)from * tpb, (size_t)n * tpb * sizeof(*k->tokens));
+	k->copy_err = j->copy_err;
+	return k;
+}
+
+/*
+ * Copy blocks blks[i] (keys, parents and tokens in j) out to host slots, in
+ * rounds: claim what is free or cheaply freed, copy, hand those to the
+ * mover to seal (the mover, write-through, seals them itself); when
+ * nothing can be claimed, wait (bounded) for records in flight to become
+ * droppable.  The caller may let go of the blocks when this returns.
+ */
+static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_blk_t *blks,
+			 enum tier_wait wait)
+{
+	struct seal_job *round;
+	uint32_t i = 0;
+
+	while (i < j->n) {
+		uint32_t from = i, claimed = 0;
+		int ret = 0;
+
+		pthread_mutex_lock(&t->lock);
+		for (; i < j->n; i++) {
+			int r = tidx_claim(t, j->keys[i], j->parents[i],
+					   i == from ? wait : TIER_WAIT_NONE, &j->slots[i]);
+
+			if (r == -ENOSPC && i > from)
+				break; /* this round is full: copy it first */
+			if (r == 0) {
+				t->inflight++;
+				claimed++;
+				continue;
+			}
+			j->slots[i] = TIER_NIL;
+			if (r == -ENOSPC) {
+				t->n.spill_skipped++;
+			} else if (r == -EEXIST) {
+				uint32_t s;
+				struct tier_entry *e = tidx_find(t, j->keys[i], &s);
+
+				/* spilled again: a use, which may admit it */
+				tidx_admit_bump(t, j->keys[i]);
+				if (e && (e->flags & E_VALID))
+					tiers_maybe_write(t, s, false);
+			}
+		}
+		pthread_mutex_unlock(&t->lock);
+		for (uint32_t k = from; k < i && !ret; k++) {
+			if (j->slots[k] == TIER_NIL)
+				continue;
+			ret = tier_copy_queue(t->copy, TIER_D2H, kvmm_blk_home(t->c, blks[k]),
+					      (char *)tier_host_slot(t->host, j->slots[k]) +
+						      t->hdr_bytes,
+					      t->c->g.block_bytes);
+		}
+		if (claimed) {
+			int sret = tier_copy_sync(t->copy, TIER_D2H);
+
+			j->copy_err = ret ? ret : sret;
+		}
+		round = claimed ? seal_split(t, j, from, i) : NULL;
+		if (round && wait == TIER_WAIT_WRITES) {
+			/* the mover itself: seal now, so the next round can
+			 * make room (accounted as a job) */
+			pthread_mutex_lock(&t->lock);
+			t->busy++;
+			pthread_mutex_unlock(&t->lock);
+			seal_run(t, &round->job);
+		} else if (round) {
+			tiers_queue(t, &round->job);
+		} else if (claimed) {
+			/* no memory for the job: give the slots up */
+			pthread_mutex_lock(&t->lock);
+			for (uint32_t k = from; k < i; k++) {
+				if (j->slots[k] == TIER_NIL)
+					continue;
+				t->inflight--;
+				tidx_filled(t, j->slots[k], false);
+			}
+			pthread_mutex_unlock(&t->lock);
+		}
+	}
+}
+
+void tiers_keys(const struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+		uint32_t nb, uint64_t *keys)
+{
+	uint32_t tpb = t->c->g.tpb;
+	uint64_t k = tier_key_root(ns, t->geometry);
+
+	for (uint32_t i = 0; i < nb; i++) {
+		k = tier_key_next(k, tokens + (size_t)i * tpb, tpb);
+		keys[i] = k;
+	}
+}
+
+/* Fill a seal job for path blocks [first, first + n) of tokens. */
+static struct seal_job *seal_prepare(struct kvmm_tiers *t, const struct kvmm_ns *ns,
+				     const uint32_t *tokens, uint32_t first, uint32_t n)
+{
+	uint32_t tpb = t->c->g.tpb;
+	struct seal_job *j = seal_alloc(t, n);
+	uint64_t *path;
+
+	if (!j)
+		return NULL;
+	path = malloc((size_t)(first + n) * sizeof(*path));
+	if (!path) {
+		seal_free(j);
+		return NULL;
+	}
+	tiers_keys(t, ns, tokens, first + n, path);
+	j->job.run = seal_run;
+	j->ns = *ns;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t b = first + i;
+
+		j->keys[i] = path[b];
+		j->parents[i] = b ? path[b - 1] : tier_key_root(ns, t->geometry);
+		memcpy(j->tokens + (size_t)i * tpb, tokens + (size_t)b * tpb,
+		       tpb * sizeof(*tokens));
+	}
+	free(path);
+	return j;
+}
+
+void tiers_evict_hook(void *arg, const struct pt_victim *v)
+{
+	struct kvmm_tiers *t = arg;
+	struct seal_job *j = seal_prepare(t, v->ns, v->tokens, v->first, v->nblocks);
+
+	if (!j) {
+		pthread_mutex_lock(&t->lock);
+		t->n.spill_skipped += v->nblocks;
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	for (uint32_t i = 0; i < v->nblocks; i++)
+		j->blks[i] = (kvmm_blk_t)v->blocks[i];
+	/* The tree holds the blocks until we return: copy them out now. */
+	spill_blocks(t, j, j->blks, TIER_WAIT_ANY);
+	seal_free(j);
+}
+
+/* Mover: a write-through copy of blocks the tree still caches. */
+static void through_run(struct kvmm_tiers *t, struct tier_job *job)
+{
+	struct seal_job *j = (struct seal_job *)job;
+
+	spill_blocks(t, j, j->blks, TIER_WAIT_WRITES);
+	kvmm_blk_put(t->c, j->blks, j->nblks);
+	seal_free(j);
+	tiers_job_done(t);
+}
+
+void tiers_on_insert(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+		     uint32_t first, uint32_t n, const uint64_t *blocks)
+{
+	struct seal_job *j;
+
+	if (t->cfg.host_policy != KVMM_WRITE_THROUGH || !n)
+		return;
+	j = seal_prepare(t, ns, tokens, first, n);
+	if (!j)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		j->blks[i] = (kvmm_blk_t)blocks[i];
+	/* ours until copied: the tree may evict them meanwhile */
+	kvmm_blk_get(t->c, j->blks, n);
+	j->nblks = n;
+	j->job.run = through_run;
+	tiers_queue(t, &j->job);
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tiers.h - the tier layer built into a cache (c->tiers): the host pool
+ * (tier_host.h) holding records, its index and LRU, the disk tier
+ * (tier_disk.h), the copy engine (tier_copy.h), and the mover thread that
+ * runs spills and restores off the callers' threads.
+ *
+ * Files: tiers.c (enable, config, stats, public calls), tier_index.c
+ * (entries, host LRU, slots, admission counts), tier_spill.c (eviction
+ * hook, write-through, disk writes), tier_restore.c (prefetch).
+ *
+ * Locking: t->lock protects the index, the entries, the job queue and the
+ * prefetch states.  It is a leaf: never held across a call into the cache,
+ * the prefix tree, the disk tier's synchronous calls or a copy.  Entries
+ * are kept stable by pins: a pinned entry's host slot is neither evicted
+ * nor reused.
+ */
+#ifndef KVMM_TIERS_H
+#define KVMM_TIERS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cache_internal.h"
+#include "prefix.h"
+#include "tier_copy.h"
+#include "tier_disk.h"
+#include "tier_host.h"
+#include "tier_record.h"
+#include "u64map.h"
+
+#define TIER_NIL UINT32_MAX
+
+/* Entry flags. */
+#define E_VALID	  (1u << 0) /* the host slot holds a sealed, verified record */
+#define E_FILLING (1u << 1) /* being filled (device copy or disk read) */
+#define E_ON_DISK (1u << 2) /* the disk tier has it (as far as we know) */
+#define E_WRITING (1u << 3) /* a disk write from the slot is in flight */
+
+/* A record in the host pool (or on its way there): entry i owns slot i. */
+struct tier_entry {
+	uint64_t key, parent;
+	uint32_t flags;
+	uint32_t pins; /* users of the slot's bytes: not evictable */
+	uint32_t prev, next; /* host LRU (valid, unpinned entries) */
+	uint8_t on_lru;
+};
+
+struct kvmm_tiers;
+
+/* Work for the mover thread. */
+struct tier_job {
+	void (*run)(struct kvmm_tiers *t, struct tier_job *j);
+	struct tier_job *next;
+};
+
+struct tier_counters {
+	uint64_t spills_host, spill_host_bytes, spills_disk, spill_disk_bytes;
+	uint64_t restores_host, restores_disk, restore_bytes;
+	uint64_t prefetches, prefetch_blocks;
+	uint64_t spill_skipped, host_evictions, host_drops_unwritten;
+	uint64_t disk_admit_rejects, verify_failures, io_errors, restore_failures;
+};
+
+struct kvmm_tiers {
+	struct kvmm_cache *c;
+	struct kvmm_prefix *p;
+	struct kvmm_tiers_config cfg;
+	char *disk_dir;
+	uint64_t geometry; /* tier_geometry_id of the cache */
+	uint32_t hdr_bytes; /* header region of a block's record */
+	uint64_t rec_bytes; /* a whole record (raw encoding) */
+	uint32_t enc;	    /* enum tier_rec_encoding */
+
+	struct tier_host *host;
+	struct tier_disk *disk;
+	struct tier_copy *copy;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* progress of anything: waiters recheck */
+	struct tier_entry *ent; /* one per host slot */
+	struct u64map index;	/* key -> entry (slot) */
+	struct u64map admit;	/* key -> uses seen (disk admission) */
+	uint32_t lru_head, lru_tail; /* coldest first */
+	uint32_t nvalid, nfilling;
+	uint64_t next_seq;
+	struct tier_job *jobs, **jobs_tail;
+	uint32_t busy; /* jobs queued or running, disk writes in flight */
+	uint32_t inflight; /* blocks being spilled or restored */
+	struct kvmm_prefetch *fill_waiters;
+	bool stop;
+	pthread_t mover;
+	struct tier_counters n;
+	_Atomic uint32_t logged;
+};
+
+static inline struct kvmm_tiers *kvmm_tiers_of(const struct kvmm_cache *c)
+{
+	return c ? (struct kvmm_tiers *)c->tiers : NULL;
+}
+
+/* tiers.c */
+void tiers_log(struct kvmm_tiers *t, uint32_t kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+enum { TLOG_VERIFY = 1, TLOG_IO = 2, TLOG_FULL = 4, TLOG_COPY = 8 };
+/* Queue a job for the mover (lock not held); a job calls tiers_job_done
+ * when it is finished. */
+void tiers_queue(struct kvmm_tiers *t, struct tier_job *j);
+void tiers_job_done(struct kvmm_tiers *t);
+/* Keys of the blocks of tokens[0..nb * tpb) in ns: keys[i] for block i. */
+void tiers_keys(const struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+		uint32_t nb, uint64_t *keys);
+
+/* tier_index.c (lock held unless said otherwise) */
+struct tier_entry *tidx_find(struct kvmm_tiers *t, uint64_t key, uint32_t *slot);
+/* A slot for a new record of key: a free one, or the coldest clean
+ * record's; may wait (a bounded time, dropping the lock) for write-backs
+ * or seals in flight to make one droppable.  -ENOSPC when every slot is pinned or dirty;
+ * -EEXIST when key is there already. */
+enum tier_wait {
+	TIER_WAIT_NONE,	  /* never */
+	TIER_WAIT_WRITES, /* for disk writes (the mover: it seals records itself) */
+	TIER_WAIT_ANY,	  /* for disk writes and records being sealed */
+};
+int tidx_claim(struct kvmm_tiers *t, uint64_t key, uint64_t parent, enum tier_wait wait,
+	       uint32_t *slot);
+#define TIER_CLAIM_WAIT_NS 1000000000ull /* at most, for a write-back to finish */
+/* Write back cold records early when few slots are free or clean. */
+void tidx_keep_clean(struct kvmm_tiers *t);
+/* Forget the record in slot (it must be unpinned). */
+void tidx_drop(struct kvmm_tiers *t, uint32_t slot);
+void tidx_pin(struct kvmm_tiers *t, uint32_t slot);
+void tidx_unpin(struct kvmm_tiers *t, uint32_t slot);
+/* The slot's record became valid (filled and sealed) or failed. */
+void tidx_filled(struct kvmm_tiers *t, uint32_t slot, bool ok);
+void tidx_touch(struct kvmm_tiers *t, uint32_t slot);
+/* One more use of key; the count after. */
+uint32_t tidx_admit_bump(struct kvmm_tiers *t, uint64_t key);
+bool tidx_admitted(struct kvmm_tiers *t, uint64_t key);
+int tidx_init(struct kvmm_tiers *t, uint32_t nslots);
+void tidx_fini(struct kvmm_tiers *t);
+
+/* tier_spill.c */
+void tiers_evict_hook(void *arg, const struct pt_victim *v);
+/* Blocks [first, first+n) of a path the prefix cache just cached
+ * (write-through); takes references while it copies. */
+void tiers_on_insert(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+		     uint32_t first, uint32_t n, const uint64_t *blocks);
+/* Write the record in slot to disk if policy and admission say so (lock
+ * held; the slot is pinned for the write). */
+void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting);
+/* Copy block blk (device) into slot's payload and seal the record. */
+int tiers_fill_from_device(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk, uint64_t key,
+			   uint64_t parent, const struct kvmm_ns *ns, const uint32_t *tokens);
+
+/* tier_restore.c */
+/* A record finished filling (lock held): waiting prefetches look again. */
+void tiers_fill_event(struct kvmm_tiers *t);
+/* A prefetch nobody waits for (hints): frees itself when done. */
+void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns,
+			     const uint32_t *tokens, uint32_t n);
+
+#endif /* KVMM_TIERS_H */
