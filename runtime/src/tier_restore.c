@@ -22,9 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tier_hash.h"
+#include "tier_hashpool.h"
 #include "tiers.h"
 
-#define READ_WINDOW 64 /* blocks read from disk ahead of the copies */
+#define READ_WINDOW   64 /* blocks read from disk ahead of the copies */
+#define RESTORE_BATCH 8	 /* blocks checked while the batch before copies */
 
 enum pb_state {
 	PB_WAIT = 0, /* not started */
@@ -52,13 +55,13 @@ struct kvmm_prefetch {
 	struct tier_disk_op *ops;
 	struct pt_handle *pin; /* the path [0, inserted) */
 	/* layer-wise */
-	uint64_t *events; /* one per layer, once the copies are queued */
+	uint64_t *events;  /* one per layer, once the copies are queued */
 	kvmm_blk_t *lblks; /* the whole path's blocks, for the attach */
 	uint32_t nlblks;   /* [0, nlblks) set; ours referenced from g on */
 	bool layers_queued;
 	int err;
 	bool queued, finished, cancel, waiting_fill, detached;
-	uint32_t reads; /* disk reads in flight */
+	uint32_t reads;		     /* disk reads in flight */
 	struct kvmm_prefetch *wnext; /* on t's list of prefetches waiting for a fill */
 };
 
@@ -190,26 +193,41 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 	}
 }
 
-/* Is the record in slot s exactly block i of this prefix?  (No lock.) */
-static int check_record(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i, uint32_t s)
+/* Are the records of blocks [from, to) exactly those blocks of this
+ * prefix?  Headers one by one, payload checksums (of host records; the
+ * disk tier checked its own) as one parallel batch.  Returns the first bad
+ * block, or to.  (No lock.) */
+static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from,
+			      uint32_t to)
 {
-	const void *buf = tier_host_slot(t->host, s);
-	uint32_t tpb = t->c->g.tpb;
-	struct tier_rec r;
-	int ret;
+	uint32_t tpb = t->c->g.tpb, n = 0, first_bad = to;
+	const void *bufs[RESTORE_BATCH] = {NULL};
+	uint64_t lens[RESTORE_BATCH] = {0}, want[RESTORE_BATCH], got[RESTORE_BATCH];
+	uint32_t idx[RESTORE_BATCH];
 
-	if (pf->from_disk[i] || (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST))
-		ret = tier_rec_decode(buf, t->rec_bytes, &r);
-	else
-		ret = tier_rec_verify(buf, t->rec_bytes, &r);
-	if (ret)
-		return -EBADMSG;
-	if (r.key != pf->keys[i] || r.parent != (i ? pf->keys[i - 1] : root_key(pf)) ||
-	    r.geometry != t->geometry || memcmp(&r.ns, &pf->ns, sizeof(r.ns)) ||
-	    r.encoding != TIER_ENC_RAW || r.payload_bytes != t->c->g.block_bytes ||
-	    !tier_rec_tokens_equal(buf, &r, pf->tokens + (size_t)i * tpb, tpb))
-		return -EBADMSG;
-	return 0;
+	for (uint32_t i = from; i < to; i++) {
+		const void *buf = tier_host_slot(t->host, pf->slots[i]);
+		struct tier_rec r;
+
+		if (tier_rec_decode(buf, t->rec_bytes, &r) || r.key != pf->keys[i] ||
+		    r.parent != (i ? pf->keys[i - 1] : root_key(pf)) || r.geometry != t->geometry ||
+		    memcmp(&r.ns, &pf->ns, sizeof(r.ns)) || r.encoding != TIER_ENC_RAW ||
+		    r.payload_bytes != t->c->g.block_bytes ||
+		    r.hash_shift != TIER_HASH_CHUNK_SHIFT ||
+		    !tier_rec_tokens_equal(buf, &r, pf->tokens + (size_t)i * tpb, tpb))
+			return i;
+		if (pf->from_disk[i] || (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST))
+			continue;
+		bufs[n] = (const char *)buf + r.hdr_bytes;
+		lens[n] = r.payload_bytes;
+		want[n] = r.payload_hash;
+		idx[n++] = i;
+	}
+	tier_hashpool_payloads(t->hashpool, bufs, lens, n, TIER_HASH_CHUNK_SHIFT, got);
+	for (uint32_t k = 0; k < n; k++)
+		if (got[k] != want[k] && idx[k] < first_bad)
+			first_bad = idx[k];
+	return first_bad;
 }
 
 /* Layer l's byte range inside a block, for layouts that keep it together. */
@@ -253,11 +271,20 @@ static void bad_record(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Copy blocks [from, to) (all on host, checked) to fresh device blocks;
- * layer by layer with an event per layer when layered.  0 or an error (the
- * blocks not copied are then given back). */
-static int copy_in(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to,
-		   bool layered)
+/* Give device blocks [from, to) back (a failed restore). */
+static void put_blocks(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to)
+{
+	for (uint32_t i = from; i < to; i++) {
+		if (pf->blks[i] != KVMM_BLK_NONE)
+			kvmm_blk_put(t->c, &pf->blks[i], 1);
+		pf->blks[i] = KVMM_BLK_NONE;
+	}
+}
+
+/* Fresh device blocks for [from, to) and their copies queued (records
+ * checked); layer by layer with an event per layer when layered. */
+static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to,
+			bool layered)
 {
 	struct kvmm_cache *c = t->c;
 	uint64_t off, len;
@@ -265,7 +292,9 @@ static int copy_in(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from
 
 	for (uint32_t i = from; i < to && !ret; i++)
 		ret = kvmm_blk_alloc(c, &pf->blks[i]);
-	if (!ret && layered) {
+	if (ret)
+		return ret;
+	if (layered) {
 		/* an attached sequence maps them: keep our own reference
 		 * whatever the tree does with them later */
 		for (uint32_t i = from; i < to; i++)
@@ -273,37 +302,69 @@ static int copy_in(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from
 		kvmm_blk_get(c, pf->lblks + from, to - from);
 		pf->nlblks = to;
 	}
-	if (ret) {
-		for (uint32_t i = from; i < to; i++)
-			if (pf->blks[i] != KVMM_BLK_NONE) {
-				kvmm_blk_put(c, &pf->blks[i], 1);
-				pf->blks[i] = KVMM_BLK_NONE;
-			}
-		return ret;
-	}
 	if (layered && layer_range(c, 0, &off, &len)) {
 		for (uint32_t l = 0; l < c->g.num_layers && !ret; l++) {
 			layer_range(c, l, &off, &len);
 			for (uint32_t i = from; i < to && !ret; i++)
 				ret = tier_copy_queue(
 					t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]) + off,
-					(char *)tier_host_slot(t->host, pf->slots[i]) + t->hdr_bytes +
-						off,
+					(char *)tier_host_slot(t->host, pf->slots[i]) +
+						t->hdr_bytes + off,
 					len);
 			if (!ret)
 				ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[l]);
 		}
-	} else {
-		for (uint32_t i = from; i < to && !ret; i++)
-			ret = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]),
-					      (char *)tier_host_slot(t->host, pf->slots[i]) +
-						      t->hdr_bytes,
-					      c->g.block_bytes);
-		if (layered && !ret) {
-			/* one event stands for every layer */
-			ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[0]);
-			for (uint32_t l = 1; l < c->g.num_layers; l++)
-				pf->events[l] = 0;
+		return ret;
+	}
+	for (uint32_t i = from; i < to && !ret; i++)
+		ret = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]),
+				      (char *)tier_host_slot(t->host, pf->slots[i]) + t->hdr_bytes,
+				      c->g.block_bytes);
+	if (layered && !ret) {
+		/* token-major: one event stands for every layer */
+		ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[0]);
+		for (uint32_t l = 1; l < c->g.num_layers; l++)
+			pf->events[l] = 0;
+	}
+	return ret;
+}
+
+/*
+ * Check and copy blocks [from, *to) to the device.  Progressive restores
+ * go in batches: the checksums of one batch are computed while the copies
+ * of the one before run.  A bad record ends the run before it (*to moves
+ * back).  0, or the error of a copy (every block of the run given back).
+ */
+static int restore_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t *to,
+		       bool layered)
+{
+	uint32_t cur = from;
+	bool bad_found = false;
+	int ret = 0, sret;
+
+	while (cur < *to && !ret) {
+		uint32_t end = *to - cur > RESTORE_BATCH ? cur + RESTORE_BATCH : *to;
+		uint32_t bad = check_records(t, pf, cur, end);
+
+		if (bad < end) {
+			bad_record(t, pf, bad);
+			*to = end = bad;
+			bad_found = true;
+		}
+		/* layer-wise: every record checked before any copy */
+		if (!layered && end > cur)
+			ret = queue_copies(t, pf, cur, end, false);
+		cur = end;
+	}
+	if (layered && !ret && *to > from) {
+		if (bad_found) {
+			/* a bad record: nothing of a layer-wise restore is
+			 * attached then, the rest goes progressively */
+			pf->flags &= ~KVMM_PREFETCH_LAYERWISE;
+			layered = false;
+			ret = queue_copies(t, pf, from, *to, false);
+		} else {
+			ret = queue_copies(t, pf, from, *to, true);
 		}
 	}
 	if (layered) {
@@ -314,18 +375,12 @@ static int copy_in(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from
 		pthread_cond_broadcast(&t->cond);
 		pthread_mutex_unlock(&t->lock);
 	}
-	{
-		int sret = tier_copy_sync(t->copy, TIER_H2D);
-
-		ret = ret ? ret : sret;
-	}
+	sret = tier_copy_sync(t->copy, TIER_H2D);
+	ret = ret ? ret : sret;
 	if (ret) {
 		tiers_log(t, TLOG_COPY, "kvmm tiers: host to device copy failed (%s)",
 			  strerror(-ret));
-		for (uint32_t i = from; i < to; i++) {
-			kvmm_blk_put(c, &pf->blks[i], 1);
-			pf->blks[i] = KVMM_BLK_NONE;
-		}
+		put_blocks(t, pf, from, *to);
 	}
 	return ret;
 }
@@ -393,8 +448,8 @@ static void pf_finish(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 /* Mover: one step of a prefetch. */
 static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
 {
-	struct kvmm_prefetch *pf = (struct kvmm_prefetch *)((char *)job -
-							    offsetof(struct kvmm_prefetch, job));
+	struct kvmm_prefetch *pf =
+		(struct kvmm_prefetch *)((char *)job - offsetof(struct kvmm_prefetch, job));
 	bool layered = pf->flags & KVMM_PREFETCH_LAYERWISE;
 	uint32_t from, to, ndisk = 0;
 	int ret;
@@ -412,15 +467,8 @@ static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
 		to = from;
 	pthread_mutex_unlock(&t->lock);
 
-	for (uint32_t i = from; i < to; i++) {
-		if (check_record(t, pf, i, pf->slots[i])) {
-			bad_record(t, pf, i);
-			to = i;
-			break;
-		}
-	}
 	if (to > from) {
-		ret = copy_in(t, pf, from, to, layered);
+		ret = restore_run(t, pf, from, &to, layered);
 		pthread_mutex_lock(&t->lock);
 		for (uint32_t i = from; i < to; i++) {
 			tidx_unpin(t, pf->slots[i]);
@@ -710,8 +758,8 @@ int kvmm_prefetch_wait_layer(struct kvmm_cache *c, struct kvmm_prefetch *pf, uin
 	return ret;
 }
 
-void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns,
-			     const uint32_t *tokens, uint32_t n)
+void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+			     uint32_t n)
 {
 	struct kvmm_prefetch *pf;
 	uint32_t found;

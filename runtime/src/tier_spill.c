@@ -26,9 +26,9 @@ struct seal_job {
 	struct tier_job job;
 	struct kvmm_ns ns;
 	uint32_t n;
-	kvmm_blk_t *blks;   /* write-through: references to put once copied */
+	kvmm_blk_t *blks; /* write-through: references to put once copied */
 	uint32_t nblks;
-	uint32_t *slots;    /* TIER_NIL: skipped */
+	uint32_t *slots; /* TIER_NIL: skipped */
 	uint64_t *keys, *parents;
 	uint32_t *tokens; /* n * tpb */
 	int copy_err;
@@ -64,9 +64,9 @@ static struct seal_job *seal_alloc(struct kvmm_tiers *t, uint32_t n)
 	return j;
 }
 
-/* The record's payload is in the slot: hash it and write the header. */
+/* The record's payload is in the slot, its hash known: write the header. */
 static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, uint64_t key,
-		uint64_t parent, const uint32_t *tokens)
+		uint64_t parent, const uint32_t *tokens, uint64_t payload_hash)
 {
 	struct tier_rec r = {.ns = *ns,
 			     .geometry = t->geometry,
@@ -74,12 +74,14 @@ static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, u
 			     .parent = parent,
 			     .ntokens = t->c->g.tpb,
 			     .encoding = TIER_ENC_RAW,
-			     .payload_bytes = t->c->g.block_bytes};
+			     .payload_bytes = t->c->g.block_bytes,
+			     .payload_hash = payload_hash,
+			     .hash_shift = TIER_HASH_CHUNK_SHIFT};
 
 	pthread_mutex_lock(&t->lock);
 	r.seq = t->next_seq++;
 	pthread_mutex_unlock(&t->lock);
-	return tier_rec_seal(tier_host_slot(t->host, slot), t->rec_bytes, &r, tokens);
+	return tier_rec_encode(tier_host_slot(t->host, slot), t->rec_bytes, &r, tokens);
 }
 
 static void write_done(struct tier_disk_op *op)
@@ -139,12 +141,27 @@ void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting)
 	}
 }
 
-/* Mover: hash and seal the copied slots, then let the policy write them. */
+/* Mover: hash the copied payloads (in parallel), seal the records, then
+ * let the policy write them. */
 static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 {
 	struct seal_job *j = (struct seal_job *)job;
-	uint32_t tpb = t->c->g.tpb;
+	uint32_t tpb = t->c->g.tpb, m = 0;
+	const void **bufs = malloc(j->n * sizeof(*bufs));
+	uint64_t *lens = malloc(j->n * sizeof(*lens)), *hashes = malloc(j->n * sizeof(*hashes));
 
+	if (!bufs || !lens || !hashes) {
+		j->copy_err = j->copy_err ? j->copy_err : -ENOMEM;
+	} else if (!j->copy_err) {
+		for (uint32_t i = 0; i < j->n; i++) {
+			if (j->slots[i] == TIER_NIL)
+				continue;
+			bufs[m] = (char *)tier_host_slot(t->host, j->slots[i]) + t->hdr_bytes;
+			lens[m++] = t->c->g.block_bytes;
+		}
+		tier_hashpool_payloads(t->hashpool, bufs, lens, m, TIER_HASH_CHUNK_SHIFT, hashes);
+	}
+	m = 0;
 	for (uint32_t i = 0; i < j->n; i++) {
 		uint32_t s = j->slots[i];
 		int ret;
@@ -153,7 +170,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 			continue;
 		ret = j->copy_err ? j->copy_err
 				  : seal(t, s, &j->ns, j->keys[i], j->parents[i],
-					 j->tokens + (size_t)i * tpb);
+					 j->tokens + (size_t)i * tpb, hashes[m++]);
 		pthread_mutex_lock(&t->lock);
 		t->inflight--;
 		tidx_filled(t, s, !ret);
@@ -167,9 +184,13 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 		pthread_mutex_unlock(&t->lock);
 	}
 	if (j->copy_err)
-		tiers_log(t, TLOG_COPY, "kvmm tiers: device to host copy failed (%s): blocks not "
-					"spilled",
+		tiers_log(t, TLOG_COPY,
+			  "kvmm tiers: device to host copy failed (%s): blocks not "
+			  "spilled",
 			  strerror(-j->copy_err));
+	free(bufs);
+	free(lens);
+	free(hashes);
 	seal_free(j);
 	tiers_job_done(t);
 }

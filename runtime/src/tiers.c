@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tiers.h"
 
@@ -113,6 +114,7 @@ static void tiers_free(struct kvmm_tiers *t)
 {
 	tier_disk_close(t->disk);
 	tier_copy_destroy(t->copy);
+	tier_hashpool_destroy(t->hashpool);
 	tier_host_destroy(t->host);
 	tidx_fini(t);
 	pthread_cond_destroy(&t->cond);
@@ -169,7 +171,7 @@ static int open_host(struct kvmm_tiers *t)
 	struct tier_host_config hc = {
 		.bytes = t->cfg.host_bytes,
 		.slot_bytes = t->rec_bytes,
-		.numa_node = t->cfg.host_placement == KVMM_HOST_GPU_NODE ? TIER_NODE_OF_GPU
+		.numa_node = t->cfg.host_placement == KVMM_HOST_GPU_NODE   ? TIER_NODE_OF_GPU
 			     : t->cfg.host_placement == KVMM_HOST_ANY_NODE ? TIER_NODE_ANY
 									   : t->cfg.host_node,
 		.threads = t->cfg.host_threads,
@@ -274,6 +276,15 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 		ret = open_disk(t);
 	if (!ret)
 		ret = tier_copy_create(c->be, &t->copy);
+	if (!ret) {
+		/* checksums at copy speed: a few helpers, not every core */
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		ret = tier_hashpool_create(ncpu > 9   ? 8
+					   : ncpu > 1 ? (uint32_t)ncpu - 1
+						      : 0,
+					   &t->hashpool);
+	}
 	if (ret)
 		goto fail;
 	/* sequence numbers above every record on disk */

@@ -25,6 +25,7 @@
 #include "prefix.h"
 #include "tier_copy.h"
 #include "tier_disk.h"
+#include "tier_hashpool.h"
 #include "tier_host.h"
 #include "tier_record.h"
 #include "u64map.h"
@@ -41,7 +42,7 @@
 struct tier_entry {
 	uint64_t key, parent;
 	uint32_t flags;
-	uint32_t pins; /* users of the slot's bytes: not evictable */
+	uint32_t pins;	     /* users of the slot's bytes: not evictable */
 	uint32_t prev, next; /* host LRU (valid, unpinned entries) */
 	uint8_t on_lru;
 };
@@ -67,7 +68,7 @@ struct kvmm_tiers {
 	struct kvmm_prefix *p;
 	struct kvmm_tiers_config cfg;
 	char *disk_dir;
-	uint64_t geometry; /* tier_geometry_id of the cache */
+	uint64_t geometry;  /* tier_geometry_id of the cache */
 	uint32_t hdr_bytes; /* header region of a block's record */
 	uint64_t rec_bytes; /* a whole record (raw encoding) */
 	uint32_t enc;	    /* enum tier_rec_encoding */
@@ -75,17 +76,18 @@ struct kvmm_tiers {
 	struct tier_host *host;
 	struct tier_disk *disk;
 	struct tier_copy *copy;
+	struct tier_hashpool *hashpool;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* progress of anything: waiters recheck */
-	struct tier_entry *ent; /* one per host slot */
-	struct u64map index;	/* key -> entry (slot) */
-	struct u64map admit;	/* key -> uses seen (disk admission) */
+	pthread_cond_t cond;	     /* progress of anything: waiters recheck */
+	struct tier_entry *ent;	     /* one per host slot */
+	struct u64map index;	     /* key -> entry (slot) */
+	struct u64map admit;	     /* key -> uses seen (disk admission) */
 	uint32_t lru_head, lru_tail; /* coldest first */
 	uint32_t nvalid, nfilling;
 	uint64_t next_seq;
 	struct tier_job *jobs, **jobs_tail;
-	uint32_t busy; /* jobs queued or running, disk writes in flight */
+	uint32_t busy;	   /* jobs queued or running, disk writes in flight */
 	uint32_t inflight; /* blocks being spilled or restored */
 	struct kvmm_prefetch *fill_waiters;
 	bool stop;
@@ -157,7 +159,7 @@ int tiers_fill_from_device(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk, 
 /* A record finished filling (lock held): waiting prefetches look again. */
 void tiers_fill_event(struct kvmm_tiers *t);
 /* A prefetch nobody waits for (hints): frees itself when done. */
-void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns,
-			     const uint32_t *tokens, uint32_t n);
+void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+			     uint32_t n);
 
 #endif /* KVMM_TIERS_H */

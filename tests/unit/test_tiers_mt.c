@@ -147,9 +147,8 @@ static uint32_t restore_check(struct env *e, uint32_t p, uint32_t want)
 static void roundtrip(int i, enum kvmm_write_policy hp, enum kvmm_write_policy dp)
 {
 	struct env e = {0};
-	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_ANY_NODE,
-				       .host_policy = hp,
-				       .disk_policy = dp};
+	struct kvmm_tiers_config tc = {
+		.host_placement = KVMM_HOST_ANY_NODE, .host_policy = hp, .disk_policy = dp};
 	struct kvmm_tiers_stats st;
 	uint32_t total = NPROMPT * NBLK;
 
@@ -319,9 +318,9 @@ START_TEST(test_layerwise_attach)
 	ck_assert_int_eq(kvmm_prefix_evict(e.c, NBLK - 2), NBLK - 2);
 	kvmm_tiers_flush(e.c);
 	ck_assert_uint_eq(cached(&e, 1), 2 * e.tpb);
-	ck_assert_int_eq(kvmm_prefix_prefetch(e.c, NULL, e.tok[1], n, KVMM_PREFETCH_LAYERWISE, &pf,
-					      &found),
-			 0);
+	ck_assert_int_eq(
+		kvmm_prefix_prefetch(e.c, NULL, e.tok[1], n, KVMM_PREFETCH_LAYERWISE, &pf, &found),
+		0);
 	ck_assert_ptr_nonnull(pf);
 	ck_assert_uint_eq(found, n);
 	ck_assert_int_eq(kvmm_seq_open(e.c, n, &s), 0);
