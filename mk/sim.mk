@@ -19,3 +19,8 @@ $(SIM_TEST_BINS): $(B)/tests/unit/%: $(B)/tests/unit/%.o $(UNIT_HELPER_OBJS) $(S
 # kvmm-bench's group "sim" (tools/bench/bench_sim.c) runs the engine: the
 # tools rule links every .o prerequisite, so these join its link line.
 $(B)/bin/kvmm-bench: $(SIM_OBJS)
+
+# GPU tests of kvmm-sim (tests/gpu/test_sim*.c) link the same archive.
+SIM_GPU_BINS := $(filter $(B)/tests/gpu/test_sim%,$(GPU_BINS))
+$(SIM_GPU_BINS): $(B)/tests/gpu/%: $(B)/tests/gpu/%.o $(GPU_HELPER_OBJS) $(SIM_LIB) $(LIBKVMM_A)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(GPU_HELPER_OBJS) $(SIM_LIB) $(LIBKVMM_A) $(LDLIBS)

@@ -272,6 +272,7 @@ START_TEST(test_roofline)
 	ck_assert(fabs(p.linear_s - want) / want < 1e-9);
 	want = 1000.0 * 131072 / 0.5e12;
 	ck_assert(fabs(p.attn_s - want) / want < 1e-9);
+	ck_assert(p.attn_decode_s == p.attn_s); /* all of it is decode */
 	ck_assert(p.comm_s == 0);
 	ck_assert(fabs(t - p.linear_s - p.attn_s) < 1e-15);
 
@@ -284,6 +285,7 @@ START_TEST(test_roofline)
 	/* causal pairs: 4096 * 4097 / 2 */
 	want = 4.0 * 32 * 32 * 128 * (4096.0 * 4097 / 2) / (989e12 * 0.65);
 	ck_assert(fabs(p.attn_s - want) / want < 1e-9);
+	ck_assert(p.attn_decode_s == 0);
 
 	/* A chunk that continues a prefill sees the earlier tokens too. */
 	memset(&w, 0, sizeof(w));

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "gpu_attn.h"
 #include "roofline.h"
 #include "size.h"
 #include "tiers.h"
@@ -60,6 +61,8 @@ struct engine {
 	struct kvmm_cache *c;
 	struct kvmm_cache_info info;
 	struct sim_tiers tiers;
+	struct sim_gpu_attn *attn; /* --gpu */
+	uint32_t *attn_slots, *attn_lens;
 	struct sim_model_gpu mg;
 	uint64_t model_id;
 	struct req *r;
@@ -320,6 +323,15 @@ static int open_cache(struct engine *e)
 	ret = sim_tiers_open(&e->tiers, e->c, cfg, e->pol, e->err);
 	if (ret)
 		return ret;
+	if (cfg->gpu_kernels) {
+		e->attn_slots = calloc(cfg->max_seqs, sizeof(*e->attn_slots));
+		e->attn_lens = calloc(cfg->max_seqs, sizeof(*e->attn_lens));
+		if (!e->attn_slots || !e->attn_lens)
+			return sim_errf(e->err, -ENOMEM, "out of memory");
+		ret = sim_gpu_attn_open(&e->attn, e->be, e->c, cfg->model, cfg->max_seqs, e->err);
+		if (ret)
+			return ret;
+	}
 	return kvmm_cache_stats(e->c, &e->last);
 }
 
@@ -361,6 +373,9 @@ static void teardown(struct engine *e)
 	for (uint32_t i = 0; e->r && i < e->t->n; i++)
 		free(e->r[i].tok);
 	sim_tiers_close(&e->tiers);
+	sim_gpu_attn_close(e->attn);
+	free(e->attn_slots);
+	free(e->attn_lens);
 	kvmm_cache_destroy(e->c);
 	kvmm_backend_close(e->be);
 	free(e->r);
@@ -822,9 +837,34 @@ static void check_lengths(struct engine *e)
 	}
 }
 
+/* --gpu: the decode attention of this batch, run on kvmm's kernels,
+ * replaces the roofline's. */
+static int gpu_decode_time(struct engine *e, const struct sim_time_parts *parts, double *compute)
+{
+	uint32_t n = 0;
+	double s;
+	int ret;
+
+	for (uint32_t k = 0; k < e->nrun; k++) {
+		const struct req *r = &e->r[e->run[k]];
+
+		if (r->chunk == 1 && r->kv_len >= r->target) {
+			e->attn_slots[n] = r->seq;
+			e->attn_lens[n++] = r->kv_len + 1;
+		}
+	}
+	ret = sim_gpu_attn_decode(e->attn, e->attn_slots, e->attn_lens, n, &s, e->err);
+	if (ret)
+		return ret;
+	*compute += s - parts->attn_decode_s;
+	e->res->attn_decode_s += s - parts->attn_decode_s; /* the roofline's is added below */
+	return 0;
+}
+
 static int iterate(struct engine *e)
 {
 	struct sim_work w = {0};
+	struct sim_time_parts parts;
 	uint32_t budget = e->cfg->chunk_tokens;
 	bool preempted = false;
 	double compute, mem, xfer, dt;
@@ -856,7 +896,14 @@ static int iterate(struct engine *e)
 				"running",
 				req_name(e, i, name, sizeof(name)));
 	}
-	compute = sim_roofline(e->cfg->model, e->cfg->machine, &w, NULL);
+	compute = sim_roofline(e->cfg->model, e->cfg->machine, &w, &parts);
+	e->res->attn_decode_s += parts.attn_decode_s;
+	e->res->attn_decode_roofline_s += parts.attn_decode_s;
+	if (e->attn) {
+		ret = gpu_decode_time(e, &parts, &compute);
+		if (ret)
+			return ret;
+	}
 	mem = memops_time(e);
 	xfer = sim_tiers_take_wait(&e->tiers);
 	dt = compute + mem + xfer;

@@ -49,6 +49,7 @@ struct sim_engine_cfg {
 	enum kvmm_layout layout;
 	enum sim_time_source time_source;
 	bool mapper;		  /* background mapper thread (host/cuda) */
+	bool gpu_kernels;	  /* decode attention timed on kvmm's kernels (--gpu) */
 	uint32_t max_seqs;	  /* running sequences (vLLM max_num_seqs) */
 	uint32_t chunk_tokens;	  /* token budget per iteration (chunked prefill) */
 	uint32_t lookahead;	  /* queued requests hinted by look-ahead policies */

@@ -81,6 +81,7 @@ static void engine_cfg(const struct sim_options *o, const struct sim_trace *t,
 	cfg->layout = o->layout;
 	cfg->time_source = o->time_source;
 	cfg->mapper = o->mapper;
+	cfg->gpu_kernels = o->gpu_kernels;
 	cfg->max_seqs = o->max_seqs;
 	cfg->chunk_tokens = o->chunk_tokens;
 	cfg->lookahead = o->lookahead;

@@ -145,6 +145,8 @@ static void policy(struct jw *w, const struct sim_result *r)
 	jw_nl(w);
 	jw_open(w, "time_s", '{');
 	jw_num(w, "compute", r->compute_s);
+	jw_num(w, "decode_attention", r->attn_decode_s);
+	jw_num(w, "decode_attention_roofline", r->attn_decode_roofline_s);
 	jw_num(w, "memops", r->memops_s);
 	jw_num(w, "transfer_wait", r->transfer_s);
 	jw_close(w, '}');

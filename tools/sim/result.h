@@ -48,13 +48,15 @@ struct sim_result {
 	uint64_t recomputed_tokens; /* of those, after a preemption */
 	uint64_t preemptions;
 	uint64_t iterations;
-	double duration_s;	 /* simulated: time 0 to the last token */
-	double compute_s;	 /* simulated: model compute (roofline) */
-	double memops_s;	 /* simulated: kvmm calls on the critical path */
-	double transfer_s;	 /* simulated: waits for restores */
-	struct sim_samples ttft; /* seconds, one per finished request */
-	struct sim_hist itl;	 /* seconds between tokens of a request */
-	struct sim_hist e2e;	 /* seconds, arrival to last token */
+	double duration_s;	       /* simulated: time 0 to the last token */
+	double compute_s;	       /* simulated: model compute (roofline) */
+	double memops_s;	       /* simulated: kvmm calls on the critical path */
+	double transfer_s;	       /* simulated: waits for restores */
+	double attn_decode_s;	       /* of compute_s: decode attention (--gpu: measured) */
+	double attn_decode_roofline_s; /* the roofline's decode attention, same batches */
+	struct sim_samples ttft;       /* seconds, one per finished request */
+	struct sim_hist itl;	       /* seconds between tokens of a request */
+	struct sim_hist e2e;	       /* seconds, arrival to last token */
 	uint64_t bytes_moved[SIM_MOVES];
 	double kv_util_time; /* integral of bytes_used / bytes_mapped over time */
 	double kv_util_span; /* time it was sampled over */

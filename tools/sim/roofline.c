@@ -49,9 +49,10 @@ double sim_roofline(const struct sim_model *m, const struct sim_machine *g,
 			max2(flops / fl, (double)mg.weight_bytes / (g->mem_bw * g->mem_bw_eff));
 		attn_pair_flops = 4.0 * m->layers * mg.q_heads * m->head_dim;
 		if (w->decode_seqs)
-			p.attn_s +=
+			p.attn_decode_s =
 				max2(w->decode_pairs * attn_pair_flops / fl,
 				     w->decode_kv_tokens * kvb / sim_attn_bw(g, w->decode_seqs));
+		p.attn_s = p.attn_decode_s;
 		if (w->prefill_pairs > 0)
 			p.attn_s += max2(w->prefill_pairs * attn_pair_flops / fl,
 					 w->prefill_kv_tokens * kvb / (g->mem_bw * g->mem_bw_eff));

@@ -34,7 +34,8 @@ struct sim_work {
 
 struct sim_time_parts {
 	double linear_s;
-	double attn_s;
+	double attn_s;	      /* decode and prefill attention */
+	double attn_decode_s; /* of which decode (what --gpu measures) */
 	double comm_s;
 	double overhead_s;
 };
