@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,9 +49,15 @@ uint32_t disk_slot_seg(const struct tier_disk *d, uint32_t slot)
 	return slot / d->slots_per_seg;
 }
 
+uint64_t disk_seg_base(const struct tier_disk *d, uint32_t idx)
+{
+	return d->devfd >= 0 ? (uint64_t)idx * d->seg_bytes : 0;
+}
+
 uint64_t disk_slot_off(const struct tier_disk *d, uint32_t slot)
 {
-	return SEG_HDR + (uint64_t)(slot % d->slots_per_seg) * d->slot_bytes;
+	return disk_seg_base(d, slot / d->slots_per_seg) + SEG_HDR +
+	       (uint64_t)(slot % d->slots_per_seg) * d->slot_bytes;
 }
 
 void disk_seg_name(char *buf, size_t len, uint32_t idx)
@@ -86,6 +94,14 @@ int disk_seg_create(struct tier_disk *d, struct tier_io *io, uint32_t idx, int *
 	char name[32];
 	int fd, ret;
 
+	if (d->devfd >= 0) {
+		/* a block device: the segment is there, its header is
+		 * written next */
+		ret = io->ops->set_file(io, idx, d->devfd);
+		if (!ret)
+			*out = d->devfd;
+		return ret;
+	}
 	disk_seg_name(name, sizeof(name), idx);
 	fd = openat(d->dirfd, name, O_RDWR | O_CLOEXEC | O_CREAT | O_TRUNC | d->open_flags, 0600);
 	if (fd < 0)
@@ -307,10 +323,29 @@ static int probe_direct(struct tier_disk *d)
 	return 0;
 }
 
+/* A block device as the storage: opened exclusively (O_EXCL: nobody else,
+ * no mounted filesystem), segments laid end to end on it. */
+static int open_device(struct tier_disk *d)
+{
+	uint64_t size = 0;
+
+	d->open_flags = d->cfg.flags & TIER_DISK_BUFFERED ? 0 : O_DIRECT;
+	d->devfd = open(d->dir, O_RDWR | O_EXCL | O_CLOEXEC | d->open_flags);
+	if (d->devfd < 0)
+		return -errno;
+	if (ioctl(d->devfd, BLKGETSIZE64, &size))
+		return -errno;
+	if (d->cfg.capacity_bytes > size)
+		d->cfg.capacity_bytes = size;
+	return 0;
+}
+
 static int open_dir(struct tier_disk *d)
 {
 	int ret;
 
+	if (d->devfd >= 0)
+		return 0;
 	if (mkdir(d->dir, 0700) && errno != EEXIST)
 		return -errno;
 	d->dirfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -340,11 +375,13 @@ static int open_dir(struct tier_disk *d)
 
 static void disk_free(struct tier_disk *d)
 {
-	if (d->segs) {
+	if (d->segs && d->devfd < 0) {
 		for (uint32_t i = 0; i < d->max_segs; i++)
 			if (d->segs[i].fd >= 0)
 				close(d->segs[i].fd);
 	}
+	if (d->devfd >= 0)
+		close(d->devfd);
 	if (d->lockfd >= 0)
 		close(d->lockfd);
 	if (d->dirfd >= 0)
@@ -379,7 +416,7 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out)
 	if (!d)
 		return -ENOMEM;
 	d->cfg = *cfg;
-	d->dirfd = d->lockfd = d->evfd = -1;
+	d->dirfd = d->lockfd = d->evfd = d->devfd = -1;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->idle, NULL);
 	u64map_init(&d->index);
@@ -398,7 +435,16 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out)
 		goto fail;
 	}
 	d->cfg.dir = d->dir;
-	ret = geometry(d, cfg);
+	{
+		struct stat stb;
+
+		if (!stat(d->dir, &stb) && S_ISBLK(stb.st_mode)) {
+			ret = open_device(d);
+			if (ret)
+				goto fail;
+		}
+	}
+	ret = geometry(d, &d->cfg);
 	if (ret)
 		goto fail;
 	if (cfg->nbufs) {

@@ -60,6 +60,7 @@ struct tier_disk {
 	struct tier_disk_config cfg; /* cfg.dir points at dir below */
 	char *dir;
 	int dirfd, lockfd;
+	int devfd;	/* a block device as storage (raw), else -1 */
 	int open_flags; /* O_DIRECT or 0 */
 	uint64_t seg_bytes, slot_bytes;
 	uint32_t slots_per_seg, max_segs;
@@ -103,6 +104,9 @@ struct tier_disk {
 void disk_log(struct tier_disk *d, uint32_t kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t disk_slot_off(const struct tier_disk *d, uint32_t slot);
+/* Offset of segment idx's header in its file (0, or idx segments into a
+ * block device). */
+uint64_t disk_seg_base(const struct tier_disk *d, uint32_t idx);
 uint32_t disk_slot_seg(const struct tier_disk *d, uint32_t slot);
 /* Index changes, with d->lock held. */
 void disk_index_add_valid(struct tier_disk *d, uint32_t slot);

@@ -150,7 +150,7 @@ static int create_segment(struct tier_disk *d, uint32_t idx)
 	op->buf = page;
 	op->bytes = SEG_HDR;
 	op->file = idx;
-	op->base = 0;
+	op->base = disk_seg_base(d, idx);
 	pthread_mutex_lock(&d->lock);
 	d->segs[idx].fd = fd;
 	d->nsegs_live++;

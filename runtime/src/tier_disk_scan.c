@@ -166,6 +166,12 @@ static void discard_segment(struct tier_disk *d, uint32_t idx)
 {
 	char name[32];
 
+	if (d->devfd >= 0) {
+		/* a block device: the segment is free space to write anew */
+		d->segs[idx].fd = -1;
+		d->st.scan_segments_discarded++;
+		return;
+	}
 	if (d->segs[idx].fd >= 0) {
 		close(d->segs[idx].fd);
 		d->segs[idx].fd = -1;
@@ -179,9 +185,16 @@ int disk_scan_open_segments(struct tier_disk *d)
 {
 	struct dirent *e;
 	struct stat stb;
-	int fd = dup(d->dirfd);
+	int fd;
 	DIR *dir;
 
+	if (d->devfd >= 0) {
+		/* a block device: every segment may hold records */
+		for (uint32_t i = 0; i < d->max_segs && !(d->cfg.flags & TIER_DISK_DISCARD); i++)
+			d->segs[i].fd = d->devfd;
+		return 0;
+	}
+	fd = dup(d->dirfd);
 	if (fd < 0)
 		return -errno;
 	dir = fdopendir(fd);
@@ -281,6 +294,7 @@ int disk_scan(struct tier_disk *d)
 				continue;
 			ops[n] = (struct tier_disk_op){.buf = mem + (size_t)n * TIER_REC_ALIGN,
 						       .file = i,
+						       .base = disk_seg_base(d, i),
 						       .bytes = TIER_REC_ALIGN};
 			idx[n++] = i;
 		}

@@ -95,7 +95,11 @@ static void uring_exit(struct tier_io *io)
 	if (!u)
 		return;
 	/* Tearing the ring down waits for what is still in flight, so no
-	 * request can complete into freed memory afterwards. */
+	 * request can complete into freed memory afterwards.  The ring goes
+	 * away asynchronously, with the files it holds: unregister them
+	 * first, so that a block device opened O_EXCL is free again when
+	 * this returns. */
+	io_uring_unregister_files(&u->ring);
 	io_uring_queue_exit(&u->ring);
 	free(u);
 	io->priv = NULL;
