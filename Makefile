@@ -21,6 +21,7 @@ include mk/tests.mk
 -include mk/sim.mk
 -include mk/kmod.mk
 -include mk/vm.mk
+-include mk/tiers.mk
 
 all: runtime tools unit-bins gpu-bins
 	@if [ "$(HAVE_CUDA)" != 1 ]; then echo "note: no CUDA headers in $(CUDA_HOME): built without the CUDA backend"; \

@@ -716,8 +716,11 @@ struct kvmm_tiers_stats {
 	uint64_t verify_failures;  /* records that failed a check on restore */
 	uint64_t io_errors;	   /* failed or short disk requests */
 	uint64_t restore_failures; /* blocks a prefetch could not restore */
+	uint64_t host_reclaimed;   /* host records the kernel module dropped
+				    * under memory pressure (read as misses) */
 	uint32_t encoding;	   /* enum kvmm_spill_encoding */
 	uint32_t __pad;
+	char host_source[96]; /* "anon", "kvmm pool <name>", ... */
 };
 /* Snapshot.  -EINVAL (also: tiers not enabled).  Thread-safe. */
 int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st);

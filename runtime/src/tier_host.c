@@ -309,6 +309,8 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 		mflags |= TIER_MEM_HUGETLB;
 	if (cfg->flags & TIER_HOST_THP)
 		mflags |= TIER_MEM_THP;
+	if (cfg->flags & TIER_HOST_FALLBACK)
+		mflags |= TIER_MEM_FALLBACK;
 	h->mem.ops = cfg->mem ? cfg->mem : &tier_mem_anon_ops;
 	ret = h->mem.ops->create(&h->mem, map_bytes, h->node, mflags);
 	if (ret) {
@@ -415,4 +417,23 @@ void tier_host_get_stats(struct tier_host *h, struct tier_host_stats *st)
 	*st = h->st;
 	st->slots_free = h->nfree;
 	pthread_mutex_unlock(&h->lock);
+}
+
+int tier_host_set_state(struct tier_host *h, uint32_t slot, enum tier_mem_state st)
+{
+	if (!h->mem.ops->set_state || slot >= h->nslots)
+		return 0;
+	return h->mem.ops->set_state(&h->mem, (uint64_t)slot * h->slot_bytes, h->slot_bytes, st);
+}
+
+uint64_t tier_host_generation(struct tier_host *h, uint32_t slot)
+{
+	if (!h->mem.ops->generation || slot >= h->nslots)
+		return 0;
+	return h->mem.ops->generation(&h->mem, (uint64_t)slot * h->slot_bytes, h->slot_bytes);
+}
+
+int tier_host_publish(struct tier_host *h, const uint64_t pages[4])
+{
+	return h->mem.ops->publish ? h->mem.ops->publish(&h->mem, pages) : 0;
 }

@@ -33,7 +33,10 @@
 #define TIER_HOST_THP	   (1u << 1) /* transparent huge pages */
 #define TIER_HOST_NO_PIN   (1u << 2) /* do not register with the CUDA driver */
 #define TIER_HOST_NO_TOUCH (1u << 3) /* no pre-touch (pages fault on use) */
-#define TIER_HOST__FLAGS   0xfu
+#define TIER_HOST_FALLBACK \
+	(1u << 4) /* kmod source: ordinary memory without
+				      * the module (same code, for tests) */
+#define TIER_HOST__FLAGS 0x1fu
 
 typedef void (*tier_host_log_fn)(void *arg, const char *msg);
 
@@ -83,5 +86,14 @@ uint64_t tier_host_slot_bytes(const struct tier_host *h);
 /* The registration chunks (for the disk tier's registered buffers). */
 const struct iovec *tier_host_chunks(const struct tier_host *h, uint32_t *n);
 void tier_host_get_stats(struct tier_host *h, struct tier_host_stats *st);
+
+/* The kernel module's page states for a slot (a no-op for other sources):
+ * COLD when its record is also on disk, HOT when in use.  0 or -errno. */
+int tier_host_set_state(struct tier_host *h, uint32_t slot, enum tier_mem_state st);
+/* Changes when the kernel dropped any page of the slot (0 for sources
+ * that never drop). */
+uint64_t tier_host_generation(struct tier_host *h, uint32_t slot);
+/* Publish residency (pages per tier) where the source shows it. */
+int tier_host_publish(struct tier_host *h, const uint64_t pages[4]);
 
 #endif /* KVMM_TIER_HOST_H */

@@ -90,15 +90,52 @@ void tidx_touch(struct kvmm_tiers *t, uint32_t s)
 	}
 }
 
+/* A record nobody uses whose bytes are on disk may be dropped by the
+ * kernel (module pools; a no-op elsewhere). */
+static void maybe_cold(struct kvmm_tiers *t, uint32_t s)
+{
+	struct tier_entry *e = &t->ent[s];
+
+	if (e->pins || (e->flags & (E_COLD | E_WRITING)) ||
+	    (e->flags & (E_VALID | E_ON_DISK)) != (E_VALID | E_ON_DISK))
+		return;
+	e->gen = tier_host_generation(t->host, s);
+	if (!tier_host_set_state(t->host, s, TIER_MEM_COLD))
+		e->flags |= E_COLD;
+}
+
 void tidx_pin(struct kvmm_tiers *t, uint32_t s)
 {
-	t->ent[s].pins++;
+	struct tier_entry *e = &t->ent[s];
+
+	if (e->flags & E_COLD) {
+		tier_host_set_state(t->host, s, TIER_MEM_HOT);
+		e->flags &= ~E_COLD;
+	}
+	e->pins++;
+}
+
+bool tidx_use(struct kvmm_tiers *t, uint32_t s)
+{
+	struct tier_entry *e = &t->ent[s];
+	bool was_cold = e->flags & E_COLD;
+
+	tidx_pin(t, s);
+	/* HOT again now: if no page went while it was COLD, none will */
+	if (was_cold && tier_host_generation(t->host, s) != e->gen) {
+		t->n.host_reclaimed++;
+		e->pins--;
+		tidx_drop(t, s);
+		return false;
+	}
+	return true;
 }
 
 void tidx_unpin(struct kvmm_tiers *t, uint32_t s)
 {
 	if (t->ent[s].pins)
 		t->ent[s].pins--;
+	maybe_cold(t, s);
 	pthread_cond_broadcast(&t->cond);
 }
 
@@ -110,6 +147,8 @@ void tidx_drop(struct kvmm_tiers *t, uint32_t s)
 	lru_remove(t, s);
 	if (u64map_get(&t->index, e->key, &v) && v == s)
 		u64map_del(&t->index, e->key, NULL);
+	if (e->flags & E_COLD)
+		tier_host_set_state(t->host, s, TIER_MEM_HOT); /* reused: keep */
 	if (e->flags & E_VALID)
 		t->nvalid--;
 	if (e->flags & E_FILLING)
@@ -135,6 +174,7 @@ void tidx_filled(struct kvmm_tiers *t, uint32_t s, bool ok)
 		e->flags |= E_VALID;
 		t->nvalid++;
 		lru_push(t, s);
+		maybe_cold(t, s);
 	}
 	tiers_fill_event(t);
 	pthread_cond_broadcast(&t->cond);

@@ -16,6 +16,16 @@
 /* Flags of a source request. */
 #define TIER_MEM_HUGETLB (1u << 0) /* 2 MiB hugetlb pages (fail without them) */
 #define TIER_MEM_THP	 (1u << 1) /* transparent huge pages where possible */
+#define TIER_MEM_FALLBACK \
+	(1u << 2) /* kmod: ordinary memory without the module
+				     * (tests run the same code without it) */
+
+/* States of the memory behind a record (the kernel module's page states). */
+enum tier_mem_state {
+	TIER_MEM_FREE = 0, /* no data: the memory may go now */
+	TIER_MEM_HOT = 1,  /* in use: kept */
+	TIER_MEM_COLD = 2, /* a copy is on disk: the kernel may drop it */
+};
 
 struct tier_mem {
 	const struct tier_mem_ops *ops;
@@ -33,8 +43,16 @@ struct tier_mem_ops {
 	/* Map bytes (a multiple of 2 MiB) for node (-1: any). */
 	int (*create)(struct tier_mem *m, uint64_t bytes, int node, uint32_t flags);
 	void (*destroy)(struct tier_mem *m);
+	/* Optional (kernel module pools): */
+	/* the state of [off, off + len) */
+	int (*set_state)(struct tier_mem *m, uint64_t off, uint64_t len, enum tier_mem_state st);
+	/* a number that changes when any page of [off, off + len) is dropped */
+	uint64_t (*generation)(struct tier_mem *m, uint64_t off, uint64_t len);
+	/* publish residency (pages per tier: GPU, host, disk, in flight) */
+	int (*publish)(struct tier_mem *m, const uint64_t pages[4]);
 };
 
 extern const struct tier_mem_ops tier_mem_anon_ops;
+extern const struct tier_mem_ops tier_mem_kmod_ops;
 
 #endif /* KVMM_TIER_MEM_H */

@@ -144,7 +144,8 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 		uint64_t parent = i ? pf->keys[i - 1] : root_key(pf);
 
 		if (e && (e->flags & E_VALID)) {
-			tidx_pin(t, s);
+			if (!tidx_use(t, s))
+				continue; /* the kernel dropped it: look on disk */
 			tidx_touch(t, s);
 			pf->slots[i] = s;
 			pf->st[i] = PB_ON_HOST;

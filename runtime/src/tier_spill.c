@@ -93,7 +93,7 @@ static void write_done(struct tier_disk_op *op)
 	pthread_mutex_lock(&t->lock);
 	t->ent[slot].flags &= ~E_WRITING;
 	if (!op->result) {
-		t->ent[slot].flags |= E_ON_DISK;
+		t->ent[slot].flags |= E_ON_DISK; /* COLD once unpinned below */
 		t->n.spills_disk++;
 		t->n.spill_disk_bytes += t->c->g.block_bytes;
 	} else if (op->result != -EEXIST) {

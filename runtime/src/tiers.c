@@ -69,6 +69,7 @@ static void *mover_main(void *arg)
 		/* a job accounts for itself (busy--) when done: prefetch
 		 * steps requeue themselves */
 		j->run(t, j);
+		tiers_publish(t, false);
 		pthread_mutex_lock(&t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -82,6 +83,30 @@ void tiers_job_done(struct kvmm_tiers *t)
 	t->busy--;
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void tiers_publish(struct kvmm_tiers *t, bool force)
+{
+	uint64_t now = kvmm_now_ns(), pages[4], ppb = t->c->g.ppb;
+	struct tier_disk_stats ds = {0};
+	struct pt_stats ps;
+
+	pthread_mutex_lock(&t->lock);
+	if (!force && now - t->published_ns < 100000000ull) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	t->published_ns = now;
+	pages[KVMM_RES_HOST] = t->nvalid * ppb;
+	pages[KVMM_RES_INFLIGHT] = t->inflight * ppb;
+	pthread_mutex_unlock(&t->lock);
+	pt_stats(t->p->tree, &ps);
+	if (t->disk)
+		tier_disk_get_stats(t->disk, &ds);
+	/* in the cache's pages (a block is ppb of them) */
+	pages[KVMM_RES_GPU] = ps.blocks_cached * ppb;
+	pages[KVMM_RES_DISK] = ds.records * ppb;
+	tier_host_publish(t->host, pages);
 }
 
 int kvmm_tiers_flush(struct kvmm_cache *c)
@@ -188,6 +213,22 @@ static int open_host(struct kvmm_tiers *t)
 		hc.flags |= TIER_HOST_HUGETLB;
 	/* a registration chunk holds whole records, at least one */
 	hc.chunk_bytes = t->rec_bytes > (256ull << 20) ? t->rec_bytes : 0;
+	/* the kernel module's pool when the module is there */
+	if (!(t->cfg.flags &
+	      (KVMM_TIERS_NO_KMOD | KVMM_TIERS_HOST_THP | KVMM_TIERS_HOST_HUGETLB)) &&
+	    kvmm_probe(NULL, NULL) == 0) {
+		int ret;
+
+		hc.mem = &tier_mem_kmod_ops;
+		ret = tier_host_create(&hc, &t->host);
+		if (!ret)
+			return 0;
+		tiers_log(t, TLOG_FULL,
+			  "kvmm tiers: the kernel module refused a pool (%s): "
+			  "using the process's own memory",
+			  strerror(-ret));
+		hc.mem = NULL;
+	}
 	return tier_host_create(&hc, &t->host);
 }
 
@@ -347,6 +388,7 @@ int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st)
 	st->verify_failures = t->n.verify_failures;
 	st->io_errors = t->n.io_errors;
 	st->restore_failures = t->n.restore_failures;
+	st->host_reclaimed = t->n.host_reclaimed;
 	pthread_mutex_unlock(&t->lock);
 	st->host_bytes = hs.bytes;
 	st->host_slot_bytes = hs.slot_bytes;
@@ -364,6 +406,8 @@ int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st)
 	/* the disk's own failures: reads dropped as corrupt or unreadable */
 	st->io_errors += ds.err_io + ds.err_short + ds.err_nospace;
 	st->encoding = t->cfg.encoding;
+	snprintf(st->host_source, sizeof(st->host_source), "%s", hs.source);
+	tiers_publish(t, true);
 	return 0;
 }
 
@@ -414,9 +458,11 @@ int kvmm_tiers_stats_json(const struct kvmm_cache *c, char *buf, size_t len)
 		{"verify_failures", st.verify_failures},
 		{"io_errors", st.io_errors},
 		{"restore_failures", st.restore_failures},
+		{"host_reclaimed", st.host_reclaimed},
 		{"encoding", st.encoding},
 	};
-	n = snprintf(buf, len, "{\"host_node\":%d", st.host_node);
+	n = snprintf(buf, len, "{\"host_node\":%d,\"host_source\":\"%s\"", st.host_node,
+		     st.host_source);
 	used = n > 0 ? (size_t)n : 0;
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		n = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,

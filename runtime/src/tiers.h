@@ -37,6 +37,7 @@
 #define E_FILLING (1u << 1) /* being filled (device copy or disk read) */
 #define E_ON_DISK (1u << 2) /* the disk tier has it (as far as we know) */
 #define E_WRITING (1u << 3) /* a disk write from the slot is in flight */
+#define E_COLD	  (1u << 4) /* marked COLD (kernel module pools): may be dropped */
 
 /* A record in the host pool (or on its way there): entry i owns slot i. */
 struct tier_entry {
@@ -45,6 +46,7 @@ struct tier_entry {
 	uint32_t pins;	     /* users of the slot's bytes: not evictable */
 	uint32_t prev, next; /* host LRU (valid, unpinned entries) */
 	uint8_t on_lru;
+	uint64_t gen; /* the slot's generation when it was marked COLD */
 };
 
 struct kvmm_tiers;
@@ -61,6 +63,7 @@ struct tier_counters {
 	uint64_t prefetches, prefetch_blocks;
 	uint64_t spill_skipped, host_evictions, host_drops_unwritten;
 	uint64_t disk_admit_rejects, verify_failures, io_errors, restore_failures;
+	uint64_t host_reclaimed;
 };
 
 struct kvmm_tiers {
@@ -92,6 +95,7 @@ struct kvmm_tiers {
 	struct kvmm_prefetch *fill_waiters;
 	bool stop;
 	pthread_t mover;
+	uint64_t published_ns; /* residency last published to the module */
 	struct tier_counters n;
 	_Atomic uint32_t logged;
 };
@@ -109,6 +113,9 @@ enum { TLOG_VERIFY = 1, TLOG_IO = 2, TLOG_FULL = 4, TLOG_COPY = 8 };
  * when it is finished. */
 void tiers_queue(struct kvmm_tiers *t, struct tier_job *j);
 void tiers_job_done(struct kvmm_tiers *t);
+/* Publish residency to the kernel module (at most every 100 ms unless
+ * forced); lock not held. */
+void tiers_publish(struct kvmm_tiers *t, bool force);
 /* Keys of the blocks of tokens[0..nb * tpb) in ns: keys[i] for block i. */
 void tiers_keys(const struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,
 		uint32_t nb, uint64_t *keys);
@@ -132,6 +139,9 @@ void tidx_keep_clean(struct kvmm_tiers *t);
 /* Forget the record in slot (it must be unpinned). */
 void tidx_drop(struct kvmm_tiers *t, uint32_t slot);
 void tidx_pin(struct kvmm_tiers *t, uint32_t slot);
+/* Pin a valid record to read it: false (and the record dropped) when the
+ * kernel reclaimed some of its pages meanwhile. */
+bool tidx_use(struct kvmm_tiers *t, uint32_t slot);
 void tidx_unpin(struct kvmm_tiers *t, uint32_t slot);
 /* The slot's record became valid (filled and sealed) or failed. */
 void tidx_filled(struct kvmm_tiers *t, uint32_t slot, bool ok);
