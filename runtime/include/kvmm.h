@@ -178,8 +178,8 @@ struct kvmm_cache_config {
 	uint64_t budget_bytes;	   /* hard cap on physical bytes; never exceeded */
 	uint64_t reserve_bytes;	   /* pages created at create time (<= budget) */
 	uint32_t map_ahead_tokens; /* mapper keeps each active sequence mapped this
-				    * far past its length (0: a quarter block,
-				    * at least one token) */
+				    * far past its length (0: a quarter block
+				    * but at most 16 tokens, at least one) */
 	uint32_t flags;		   /* KVMM_CACHE_* */
 	kvmm_pressure_fn pressure; /* optional */
 	void *pressure_arg;
@@ -271,7 +271,8 @@ struct kvmm_step_entry {
  * for the mapper (counted in stats.mapper_waits) or, without a mapper, maps
  * synchronously (counted in stats.critical_path_driver_calls).  Lengths may
  * shrink (rollback of speculative tokens) but not below a shared prefix
- * (-EPERM).  -EINVAL unknown or closed sequence, or one listed twice;
+ * (-EPERM); a shrinking sequence keeps its blocks until the step has
+ * succeeded, so a step needs room for each entry's larger length.  -EINVAL unknown or closed sequence, or one listed twice;
  * -EFBIG over max_tokens; -ENOMEM if pages cannot be had within the budget
  * (the pressure callback is told how many pages were short).  On any error
  * no length in the batch changed.  Thread-safe, but one step at a time per
@@ -336,18 +337,23 @@ int kvmm_seq_read(struct kvmm_cache *c, uint32_t seq, uint32_t layer, enum kvmm_
 
 /*
  * Change the physical budget at run time.  Growing takes effect at once.
- * Shrinking destroys free pages, then unmaps deferred pages of idle slots;
+ * Shrinking destroys free pages, then unmaps deferred pages of idle slots
+ * and map-ahead pages of active ones, then asks the prefix cache to evict;
  * if that is not enough, *pages_short (may be NULL) gets the number of
- * pages the caller must still free, the pressure callback is called with it,
+ * pages the caller must still free (pages that sequences need or that are
+ * pinned, over the new budget), the pressure callback is called with it,
  * and no new page is created until the cache is under the new budget.
- * Returns 0, or -EINVAL.  Thread-safe.
+ * Pages that other threads are busy with at that moment are given back by
+ * the mapper shortly after.  Returns 0, or -EINVAL.  Thread-safe.
  */
 int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t *pages_short);
 
 /* ---- stats ------------------------------------------------------------- */
 struct kvmm_cache_stats {
 	uint64_t budget_bytes;
-	uint64_t pages_created;	 /* physical pages alive (<= budget / page_size) */
+	uint64_t pages_created;	 /* physical pages alive or being created
+				  * (<= budget / page_size, unless the budget
+				  * shrank below what is in use) */
 	uint64_t pages_free;	 /* created, on the free list */
 	uint64_t pages_mapped;	 /* own pages mapped in active sequences */
 	uint64_t pages_deferred; /* mapped in idle slots, reusable */

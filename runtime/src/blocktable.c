@@ -195,6 +195,16 @@ int kvmm_slot_fill(struct kvmm_cache *c, uint32_t s, uint32_t need, uint32_t wan
 	if (need > want)
 		need = want;
 	for (;;) {
+		/* The mapper works for a step that may have given up (and
+		 * cleared what it needed) while the lock was dropped. */
+		if (op->mapper) {
+			uint32_t now = kvmm_slot_needed(c, sl);
+
+			if (sl->state != SLOT_ACTIVE)
+				return 0;
+			if (need > now)
+				need = now;
+		}
 		/* The first empty entry we may work on; entries another
 		 * operation owns are waited for when needed, skipped if not. */
 		waited = false;
@@ -217,7 +227,8 @@ int kvmm_slot_fill(struct kvmm_cache *c, uint32_t s, uint32_t need, uint32_t wan
 			return sl->cap >= need ? 0 : -EAGAIN;
 		for (k = 0; k < batch && b + k < want && !kvmm_bte(c, s, b + k)->flags; k++)
 			kvmm_bte(c, s, b + k)->flags = BT_BUSY;
-		got = kvmm_pool_get(c, ids, k, b < need ? GET_NEEDED : GET_AHEAD, op);
+		/* Our own map-ahead above need may go to a needed block. */
+		got = kvmm_pool_get(c, ids, k, b < need ? GET_NEEDED : GET_AHEAD, s, need, op);
 		for (uint32_t i = got; i < k; i++)
 			kvmm_bte(c, s, b + i)->flags = 0;
 		if (got < k)

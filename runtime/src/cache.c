@@ -110,10 +110,16 @@ int kvmm_cache_create(struct kvmm_backend *be, const struct kvmm_cache_config *c
 	c->cfg = *cfg;
 	c->g = g;
 	c->cfg.layout = g.layout;
-	/* Default map-ahead: a quarter block.  Decode adds one token per step
-	 * and the mapper maps a page in tens of microseconds, so this leaves
-	 * tpb / 4 steps of slack while wasting at most a quarter block. */
-	c->ahead = cfg->map_ahead_tokens ? cfg->map_ahead_tokens : (g.tpb / 4 ? g.tpb / 4 : 1);
+	/* Default map-ahead: a quarter block, at most 16 tokens.  Decode adds
+	 * a token (a few, speculating) per step of tens of milliseconds, and
+	 * the mapper maps a block in microseconds (one page) to a couple of
+	 * milliseconds (layer-major: 2L pages), so that is many steps of
+	 * slack, for at most a quarter block or 16 tokens of extra memory. */
+	c->ahead = cfg->map_ahead_tokens ? cfg->map_ahead_tokens : g.tpb / 4;
+	if (!cfg->map_ahead_tokens && c->ahead > 16)
+		c->ahead = 16;
+	if (!c->ahead)
+		c->ahead = 1;
 	c->batch = MAP_BATCH;
 	c->budget_pages = cfg->budget_bytes / g.page;
 	c->low_water =

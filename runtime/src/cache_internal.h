@@ -285,10 +285,12 @@ enum kvmm_get_mode {
 	GET_NEEDED = 1, /* also steal unused blocks of active slots, ask the
 			 * reclaimer, and wait for operations in flight */
 };
-/* Take up to n blocks (held) for the caller.  Lock held; may drop it.
+/* Take up to n blocks (held) for the caller, who is filling slot for_slot
+ * (KVMM_NONE: no slot) and needs its blocks below keep: that slot's own
+ * blocks are taken back only at or above keep.  Lock held; may drop it.
  * Returns how many it got. */
 uint32_t kvmm_pool_get(struct kvmm_cache *c, kvmm_blk_t *out, uint32_t n, enum kvmm_get_mode mode,
-		       struct kvmm_op *op);
+		       uint32_t for_slot, uint32_t keep, struct kvmm_op *op);
 /* Drop a hold/mapping/reference bookkeeping and free the block if nothing
  * uses it any more.  Lock held. */
 void kvmm_blk_maybe_free(struct kvmm_cache *c, kvmm_blk_t id);

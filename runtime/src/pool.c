@@ -279,17 +279,25 @@ int kvmm_pool_create(struct kvmm_cache *c, uint32_t n, struct kvmm_op *op)
 }
 
 /* Unmap a slot's own block at the highest index at or above floor that is
- * not busy; it goes to the free list.  Lock held; drops it when it finds
- * one.  1 freed, 0 found but the unmap failed, -1 nothing to take. */
-static int steal_from(struct kvmm_cache *c, uint32_t s, uint32_t floor, struct kvmm_op *op)
+ * not busy; it goes to the free list.  With top_only (active slots) only
+ * the slot's last entry may go, so an active slot never gets a hole below
+ * blocks it keeps.  Lock held; drops it when it finds one.  1 freed, 0
+ * found but the unmap failed, -1 nothing to take. */
+static int steal_from(struct kvmm_cache *c, uint32_t s, uint32_t floor, bool top_only,
+		      struct kvmm_op *op)
 {
 	struct kvmm_slot *sl = &c->slots[s];
 
 	for (uint32_t b = sl->hi; b-- > floor;) {
 		struct kvmm_bte *e = kvmm_bte(c, s, b);
 
-		if ((e->flags & (BT_MAPPED | BT_SHARED | BT_BUSY)) != BT_MAPPED)
+		if (!e->flags)
 			continue;
+		if ((e->flags & (BT_MAPPED | BT_SHARED | BT_BUSY)) != BT_MAPPED) {
+			if (top_only)
+				return -1;
+			continue;
+		}
 		kvmm_bte_unmapping(c, s, b);
 		return kvmm_bte_unmap(c, s, b, op) == 0;
 	}
@@ -303,7 +311,7 @@ int kvmm_pool_steal_idle(struct kvmm_cache *c, struct kvmm_op *op)
 
 		if (c->slots[s].state != SLOT_IDLE || !c->slots[s].nown)
 			continue;
-		r = steal_from(c, s, 0, op);
+		r = steal_from(c, s, 0, false, op);
 		if (r < 0)
 			continue;
 		c->n.steals_idle += (uint64_t)r;
@@ -312,7 +320,7 @@ int kvmm_pool_steal_idle(struct kvmm_cache *c, struct kvmm_op *op)
 	return 0;
 }
 
-static int steal_ahead(struct kvmm_cache *c, struct kvmm_op *op)
+static int steal_ahead(struct kvmm_cache *c, uint32_t for_slot, uint32_t keep, struct kvmm_op *op)
 {
 	for (uint32_t s = 0; s < c->g.max_seqs; s++) {
 		struct kvmm_slot *sl = &c->slots[s];
@@ -322,9 +330,11 @@ static int steal_ahead(struct kvmm_cache *c, struct kvmm_op *op)
 		if (sl->state != SLOT_ACTIVE || !sl->nown)
 			continue;
 		need = kvmm_slot_needed(c, sl);
+		if (s == for_slot && need < keep)
+			need = keep;
 		if (sl->hi <= need)
 			continue;
-		r = steal_from(c, s, need, op);
+		r = steal_from(c, s, need, true, op);
 		if (r < 0)
 			continue;
 		c->n.steals_ahead += (uint64_t)r;
@@ -352,7 +362,7 @@ static uint32_t call_reclaim(struct kvmm_cache *c, uint32_t nblocks)
 }
 
 uint32_t kvmm_pool_get(struct kvmm_cache *c, kvmm_blk_t *out, uint32_t n, enum kvmm_get_mode mode,
-		       struct kvmm_op *op)
+		       uint32_t for_slot, uint32_t keep, struct kvmm_op *op)
 {
 	uint32_t got = 0;
 	int r;
@@ -373,7 +383,7 @@ uint32_t kvmm_pool_get(struct kvmm_cache *c, kvmm_blk_t *out, uint32_t n, enum k
 			continue;
 		if (mode == GET_AHEAD)
 			break;
-		if (steal_ahead(c, op))
+		if (steal_ahead(c, for_slot, keep, op))
 			continue;
 		if (call_reclaim(c, n - got))
 			continue;
@@ -418,7 +428,34 @@ int kvmm_pool_trim_one(struct kvmm_cache *c, struct kvmm_op *op)
 	}
 	/* Deferred blocks of idle slots, then map-ahead blocks, go to the free
 	 * list; the next call destroys them. */
-	return kvmm_pool_steal_idle(c, op) || steal_ahead(c, op);
+	return kvmm_pool_steal_idle(c, op) || steal_ahead(c, KVMM_NONE, 0, op);
+}
+
+/* Pages the cache cannot give back by itself: blocks sequences need and
+ * blocks the prefix cache references.  (Free, deferred and map-ahead
+ * blocks go on their own, at once or by the mapper.) */
+static uint64_t pinned_pages(const struct kvmm_cache *c)
+{
+	uint64_t n = c->ncached;
+
+	for (uint32_t s = 0; s < c->g.max_seqs; s++) {
+		const struct kvmm_slot *sl = &c->slots[s];
+		uint32_t need = kvmm_slot_needed(c, sl);
+
+		if (sl->state != SLOT_ACTIVE)
+			continue;
+		for (uint32_t b = 0; b < need && b < sl->hi; b++) {
+			const struct kvmm_bte *e = kvmm_bte(c, s, b);
+
+			if (!e->flags)
+				continue;
+			/* Shared blocks are counted in ncached, unless the
+			 * prefix cache let go while sequences still map it. */
+			if (!(e->flags & BT_SHARED) || !kvmm_blk(c, e->blk)->xrefs)
+				n++;
+		}
+	}
+	return n * c->g.ppb;
 }
 
 int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t *pages_short)
@@ -445,8 +482,8 @@ int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t 
 		while (kvmm_pool_trim_one(c, &op) > 0)
 			;
 	}
-	if (kvmm_pool_over_budget(c))
-		short_pages = c->committed_pages - c->budget_pages;
+	if (pinned_pages(c) > c->budget_pages)
+		short_pages = pinned_pages(c) - c->budget_pages;
 	kvmm_mapper_kick(c); /* a larger budget: refill */
 	fn = short_pages ? c->cfg.pressure : NULL;
 	arg = c->cfg.pressure_arg;

@@ -170,9 +170,11 @@ int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq)
 
 		if ((e->flags & (BT_MAPPED | BT_SHARED)) != (BT_MAPPED | BT_SHARED))
 			continue;
-		if (!(e->flags & BT_RO) && !kvmm_blk(c, e->blk)->xrefs) {
-			/* Published, but the prefix cache let go since: an
-			 * ordinary own block again, kept for the next one. */
+		if (!(e->flags & BT_RO) && !kvmm_blk(c, e->blk)->xrefs &&
+		    kvmm_blk(c, e->blk)->maps == 1) {
+			/* Published, but the prefix cache let go since and no
+			 * other sequence maps it: an ordinary own block again,
+			 * kept for the next one. */
 			kvmm_bte_unmapping(c, seq, b);
 			kvmm_bte_mapped(c, seq, b, e->blk, 0);
 			continue;

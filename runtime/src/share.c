@@ -74,7 +74,7 @@ int kvmm_blk_alloc(struct kvmm_cache *c, kvmm_blk_t *out)
 	if (!c || !out)
 		return -EINVAL;
 	kvmm_lock(c);
-	if (!kvmm_pool_get(c, &id, 1, GET_NEEDED, &op)) {
+	if (!kvmm_pool_get(c, &id, 1, GET_NEEDED, KVMM_NONE, 0, &op)) {
 		c->n.alloc_failures++;
 		kvmm_unlock(c);
 		return -ENOMEM;
@@ -168,7 +168,7 @@ int kvmm_seq_snapshot(struct kvmm_cache *c, uint32_t seq, uint32_t b, kvmm_blk_t
 		goto out;
 	}
 	e->flags |= BT_BUSY; /* pinned: not stolen while we copy */
-	if (!kvmm_pool_get(c, &id, 1, GET_NEEDED, &op)) {
+	if (!kvmm_pool_get(c, &id, 1, GET_NEEDED, KVMM_NONE, 0, &op)) {
 		c->n.alloc_failures++;
 		ret = -ENOMEM;
 	} else {

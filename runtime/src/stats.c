@@ -22,7 +22,8 @@ int kvmm_cache_stats(const struct kvmm_cache *c, struct kvmm_cache_stats *st)
 	ppb = c->g.ppb;
 	kvmm_lock(c);
 	st->budget_bytes = c->cfg.budget_bytes;
-	st->pages_created = (uint64_t)c->nblocks * ppb;
+	/* Pages being created count: they were admitted under the budget. */
+	st->pages_created = c->committed_pages;
 	st->pages_free = (uint64_t)c->nfree * ppb;
 	st->pages_mapped = (uint64_t)c->own_active * ppb;
 	st->pages_deferred = (uint64_t)c->own_idle * ppb;

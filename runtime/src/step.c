@@ -51,24 +51,27 @@ static int make_room(struct kvmm_cache *c, const struct kvmm_step_entry *batch, 
 	uint64_t t0;
 	int ret = 0;
 
+	/* step_need first, for the whole batch: with the current length it is
+	 * what the pool must not take back as map-ahead while the step is
+	 * pending, so that a step that fails leaves every sequence as it
+	 * was and one that succeeds finds every entry's blocks still there. */
+	for (uint32_t i = 0; i < n; i++) {
+		struct kvmm_slot *sl = &c->slots[batch[i].seq];
+		uint32_t need = kvmm_blocks_for(c, batch[i].len);
+
+		sl->step_need = need;
+		sl->map_err = 0;
+		if (need > sl->cap)
+			kvmm_mapper_queue(c, batch[i].seq, Q_URGENT);
+	}
 	if (!c->has_mapper) {
 		for (uint32_t i = 0; i < n && !ret; i++) {
-			uint32_t need = kvmm_blocks_for(c, batch[i].len);
+			uint32_t need = c->slots[batch[i].seq].step_need;
 
 			if (need > c->slots[batch[i].seq].cap)
 				ret = kvmm_slot_fill(c, batch[i].seq, need, need, op);
 		}
 		goto out;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		struct kvmm_slot *sl = &c->slots[batch[i].seq];
-		uint32_t need = kvmm_blocks_for(c, batch[i].len);
-
-		if (need > sl->cap) {
-			sl->step_need = need;
-			sl->map_err = 0;
-			kvmm_mapper_queue(c, batch[i].seq, Q_URGENT);
-		}
 	}
 	c->n.mapper_waits++;
 	t0 = kvmm_now_ns();

@@ -192,6 +192,42 @@ START_TEST(test_home_and_alloc)
 }
 END_TEST
 
+/* The publisher closes after the prefix cache let go of its block while
+ * another sequence still aliases it: the block must not become the
+ * writable own block of the next sequence in the publisher's slot. */
+START_TEST(test_close_publisher_with_alias)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	struct kvmm_cache *c = make(be, _i, 64);
+	uint32_t tpb = c->g.tpb, a, b, a2;
+	kvmm_blk_t pub;
+
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &a), 0);
+	ck_assert_int_eq(ct_step1(c, a, tpb), 0);
+	ck_assert_int_eq(ct_write(c, a, 1, 0, tpb), 0);
+	ck_assert_int_eq(kvmm_seq_publish(c, a, 0, 1, &pub), 0);
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &b), 0);
+	ck_assert_int_eq(kvmm_seq_alias(c, b, 0, 1, &pub), 0);
+	ck_assert_int_eq(ct_step1(c, b, tpb), 0);
+	kvmm_blk_put(c, &pub, 1);
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ct_verify(c);
+	ck_assert_uint_eq(kvmm_bte(c, a, 0)->flags, 0); /* unmapped from a */
+	/* Admit until the publisher's slot is handed out again. */
+	do
+		ck_assert_int_eq(kvmm_seq_open(c, tpb, &a2), 0);
+	while (a2 != a);
+	ck_assert_int_eq(ct_step1(c, a2, tpb), 0);
+	ck_assert_int_eq(ct_write(c, a2, 2, 0, tpb), 0);
+	ct_check(c, b, 1, 0, tpb);
+	ct_check(c, a2, 2, 0, tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ct_verify(c);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+END_TEST
+
 struct reclaimer {
 	kvmm_blk_t blks[16];
 	uint32_t n, calls;
@@ -251,6 +287,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_alias_and_copy, 0, 6);
 	tcase_add_loop_test(tc, test_share_errors, 0, 6);
 	tcase_add_loop_test(tc, test_home_and_alloc, 0, 6);
+	tcase_add_loop_test(tc, test_close_publisher_with_alias, 0, 6);
 	tcase_add_loop_test(tc, test_reclaimer, 0, 6);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
