@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cachetest.h"
+#include "tests/kvpattern.h"
 #include "testutil.h"
 
 struct kvmm_backend *ct_backend(uint64_t page)
@@ -47,21 +48,9 @@ struct kvmm_cache *ct_make(struct kvmm_backend *be, int i, uint32_t max_seqs, in
 	return c;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 31;
-	x *= 0x7fb5d329728ea185ull;
-	x ^= x >> 27;
-	x *= 0x81dadef4bc2dd44dull;
-	return x ^ (x >> 33);
-}
-
 void ct_row(uint8_t *row, uint64_t n, uint32_t id, uint32_t tok, uint32_t layer, uint32_t kv)
 {
-	uint64_t k = mix(((uint64_t)id << 32) ^ ((uint64_t)tok << 9) ^ (layer << 1) ^ kv);
-
-	for (uint64_t i = 0; i < n; i++)
-		row[i] = (uint8_t)(mix(k + i / 8) >> (8 * (i % 8)));
+	kvp_row(row, n, id, tok, layer, kv);
 }
 
 static uint64_t row_bytes(const struct kvmm_cache *c)
