@@ -76,8 +76,9 @@ START_TEST(test_default_layout)
 
 	ck_assert_int_eq(kvmm_cache_create(be, &cfg, &c), 0);
 	ck_assert_int_eq(kvmm_cache_get_info(c, &info), 0);
-	ck_assert_int_eq(info.layout, KVMM_LAYOUT_PAGE_MAJOR);
-	ck_assert_str_eq(kvmm_layout_name(info.layout), "page-major");
+	ck_assert_int_eq(info.layout, KVMM_LAYOUT_TOKEN_MAJOR);
+	ck_assert_str_eq(kvmm_layout_name(info.layout), "token-major");
+	ck_assert_str_eq(kvmm_layout_name(KVMM_LAYOUT_PAGE_MAJOR), "page-major");
 	ck_assert_str_eq(kvmm_layout_name(KVMM_LAYOUT_LAYER_MAJOR), "layer-major");
 	ck_assert_str_eq(kvmm_layout_name(KVMM_LAYOUT_TOKEN_MAJOR), "token-major");
 	ck_assert_str_eq(kvmm_layout_name(KVMM_LAYOUT_DEFAULT), "default");
