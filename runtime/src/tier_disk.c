@@ -525,6 +525,7 @@ int tier_disk_submit(struct tier_disk *d, struct tier_disk_op *const *ops, uint3
 		op->next = NULL;
 		op->result = 0;
 		op->err = 0;
+		op->verified = false;
 		if (op->kind == TIER_DISK_GET) {
 			*d->getq_tail = op;
 			d->getq_tail = &op->next;

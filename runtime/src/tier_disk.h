@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "tier_hashpool.h"
 #include "tier_io.h"
 #include "tier_record.h"
 
@@ -55,6 +56,9 @@ struct tier_disk_config {
 	/* memory to register with the engine (the host pool's chunks) */
 	const struct iovec *bufs;
 	uint32_t nbufs;
+	/* hashes the records read back in parallel (NULL: the I/O thread
+	 * alone); shared, not owned */
+	struct tier_hashpool *hashpool;
 	/* the I/O seam: NULL picks io_uring (psync where it is unavailable) */
 	const struct tier_io_ops *io_ops;
 	void *io_arg; /* the wrapper's configuration (fault injector) */
@@ -98,6 +102,7 @@ struct tier_disk_op {
 	uint32_t slot;
 	uint32_t pending; /* requests in flight */
 	int err;
+	bool verified; /* a GET's record was checked */
 };
 
 struct tier_disk_stats {

@@ -98,6 +98,7 @@ struct tier_disk {
 	struct tier_io_req **free_reqs, **batch, **done;
 	uint32_t nfree_reqs, inflight, depth;
 	struct tier_disk_op *active; /* ops with requests left to issue */
+	struct tier_disk_op *verify; /* GETs read, to be checked */
 };
 
 /* tier_disk.c */

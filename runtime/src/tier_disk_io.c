@@ -18,6 +18,8 @@
 
 #include "cache_internal.h"
 #include "tier_disk_internal.h"
+#include "tier_hash.h"
+#include "tier_hashpool.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -385,15 +387,11 @@ static void finish_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_
 		*fin = op;
 		return;
 	}
-	if (op->kind == TIER_DISK_GET && !err) {
-		/* Never trust what came back: header, key and payload. */
-		if (tier_rec_verify(op->buf, op->bytes, &op->rec) || op->rec.key != op->key) {
-			err = -EBADMSG;
-			disk_log(d, LOG_CHECKSUM,
-				 "record %016llx read back corrupt: dropped (further ones "
-				 "are counted, not logged)",
-				 (unsigned long long)op->key);
-		}
+	if (op->kind == TIER_DISK_GET && !err && !op->verified) {
+		/* checked after the next requests are on their way */
+		op->next = d->verify;
+		d->verify = op;
+		return;
 	}
 	pthread_mutex_lock(&d->lock);
 	if (op->kind == (enum tier_disk_opkind)OP_SEGHDR) {
@@ -470,6 +468,52 @@ static void complete(struct tier_disk *d, struct tier_io_req *r, struct tier_dis
 		finish_op(d, op, fin);
 }
 
+/*
+ * Never trust what came back: header, key and payload of every record
+ * read.  Done once the next requests are submitted, so the device works
+ * while we hash; the payloads of one batch hashed together (in parallel
+ * with a hash pool).
+ */
+static void verify_reads(struct tier_disk *d, struct tier_disk_op **fin)
+{
+	const void *bufs[64] = {NULL};
+	uint64_t lens[64] = {0}, got[64];
+	struct tier_disk_op *batch[64], *hashed[64];
+
+	while (d->verify) {
+		uint32_t n = 0, m = 0;
+
+		while (d->verify && n < 64) {
+			struct tier_disk_op *op = d->verify;
+
+			d->verify = op->next;
+			op->verified = true;
+			batch[n++] = op;
+			if (tier_rec_decode(op->buf, op->bytes, &op->rec) ||
+			    op->rec.key != op->key || op->rec.hash_shift != TIER_HASH_CHUNK_SHIFT ||
+			    op->rec.payload_bytes > op->bytes - op->rec.hdr_bytes) {
+				op->err = -EBADMSG;
+				continue;
+			}
+			bufs[m] = (char *)op->buf + op->rec.hdr_bytes;
+			lens[m] = op->rec.payload_bytes;
+			hashed[m++] = op;
+		}
+		tier_hashpool_payloads(d->cfg.hashpool, bufs, lens, m, TIER_HASH_CHUNK_SHIFT, got);
+		for (uint32_t i = 0; i < m; i++)
+			if (got[i] != hashed[i]->rec.payload_hash)
+				hashed[i]->err = -EBADMSG;
+		for (uint32_t i = 0; i < n; i++) {
+			if (batch[i]->err == -EBADMSG)
+				disk_log(d, LOG_CHECKSUM,
+					 "record %016llx read back corrupt: dropped (further ones "
+					 "are counted, not logged)",
+					 (unsigned long long)batch[i]->key);
+			finish_op(d, batch[i], fin);
+		}
+	}
+}
+
 /* The engine is created on the I/O thread: the ring is single-issuer. */
 static int io_thread_init(struct tier_disk *d)
 {
@@ -524,6 +568,8 @@ static void *io_main(void *arg)
 			break;
 		fin = NULL;
 		issue(d, &fin);
+		/* the device has work: now check what was read */
+		verify_reads(d, &fin);
 		finish_list(d, fin);
 		fin = NULL;
 		/* sleeps until a completion, or new work written to evfd */

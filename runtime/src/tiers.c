@@ -253,6 +253,7 @@ static int open_disk(struct kvmm_tiers *t)
 		dc.flags |= TIER_DISK_SCAN_HEADER;
 	/* disk I/O straight from and into the host pool */
 	dc.bufs = tier_host_chunks(t->host, &dc.nbufs);
+	dc.hashpool = t->hashpool;
 	return tier_disk_open(&dc, &t->disk);
 }
 

@@ -146,8 +146,8 @@ static int dm_make(const char *name, const struct dm_target *t, int n, char *pat
 	snprintf(path, len, "/tmp/%s", name);
 	if (!reload) {
 		unlink(path);
-		if (mknod(path, S_IFBLK | 0600, makedev((dev >> 8) & 0xfff,
-							 (dev & 0xff) | ((dev >> 12) & 0xfff00))))
+		if (mknod(path, S_IFBLK | 0600,
+			  makedev((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00))))
 			return -errno;
 	}
 	return 0;
@@ -195,8 +195,7 @@ static void dm_error_half(struct gt *t, char *buf)
 {
 	/* 8 segments: 4 on the disk, 4 on the error target */
 	uint64_t half = 4ull * SEG / 512 + 8;
-	struct dm_target tab[2] = {{0, half, "linear", NVME " 0"},
-				   {half, half, "error", ""}};
+	struct dm_target tab[2] = {{0, half, "linear", NVME " 0"}, {half, half, "error", ""}};
 	char path[64];
 	struct tier_disk_stats st;
 	struct tier_disk *d;
@@ -346,8 +345,9 @@ static void tiers_kmod(struct gt *t)
 	ret = ret ? ret : kvmm_prefix_evict(c, 1000) > 0 ? 0 : -1;
 	kvmm_tiers_flush(c);
 	kvmm_tiers_stats(c, &st);
-	GT_CHECK(t, ret == 0 && st.blocks[KVMM_RES_GPU] == 0 && st.spill_skipped == 0 &&
-			    st.blocks[KVMM_RES_DISK] > 0,
+	GT_CHECK(t,
+		 ret == 0 && st.blocks[KVMM_RES_GPU] == 0 && st.spill_skipped == 0 &&
+			 st.blocks[KVMM_RES_DISK] > 0,
 		 "evicted and spilled (host %llu, disk %llu records)",
 		 (unsigned long long)st.blocks[KVMM_RES_HOST],
 		 (unsigned long long)st.blocks[KVMM_RES_DISK]);
