@@ -350,8 +350,11 @@ void tiers_evict_hook(void *arg, const struct pt_victim *v)
 	}
 	for (uint32_t i = 0; i < v->nblocks; i++)
 		j->blks[i] = (kvmm_blk_t)v->blocks[i];
-	/* The tree holds the blocks until we return: copy them out now. */
-	spill_blocks(t, j, j->blks, TIER_WAIT_ANY);
+	/* The tree holds the blocks until we return: copy them out now.  (On
+	 * the mover itself, evicting for a restore, only disk writes can make
+	 * room: it seals records itself.) */
+	spill_blocks(t, j, j->blks,
+		     pthread_equal(pthread_self(), t->mover) ? TIER_WAIT_WRITES : TIER_WAIT_ANY);
 	seal_free(j);
 }
 
