@@ -1,8 +1,8 @@
 #!/bin/sh
 # run.sh: kvmm's main job (`make run`): kvmm-sim's default scenario.
 #
-# A generated multi-turn chat workload (100 sessions, 4 shared system
-# prompts, about 500 requests) for one GPU of Llama-3-70B served with
+# A generated multi-turn chat workload (60 sessions, 4 shared system
+# prompts, about 300 requests) for one GPU of Llama-3-70B served with
 # tensor parallelism over 8 H100s, with a GPU KV budget of 1 GiB per GPU (a
 # busy server's share) so that the cache policies matter, through kvmm's real
 # cache, prefix cache and tiers on this machine's default backend (the GPU
@@ -22,7 +22,7 @@ if [ -e /dev/nvidiactl ] && ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
 fi
 echo "kvmm-sim: default scenario on the $backend backend (docs/sim.md)"
 # shellcheck disable=SC2086
-exec "$bin" --workload chat:sessions=100,rate=1 --model llama3-70b-tp8 --machine h100 \
+exec "$bin" --workload chat:sessions=60,rate=1 --model llama3-70b-tp8 --machine h100 \
 	--backend "$backend" --gpu-kv-bytes 1G --host-bytes 2G --disk-bytes 8G \
 	--disk-dir "$out/disk" --policy all --report "$out/report.json" \
 	${KVMM_RUN_ARGS:-} "$@"

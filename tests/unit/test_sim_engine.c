@@ -140,6 +140,8 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	for (uint32_t i = 0; i < t.n; i++)
 		out += t.req[i].output_len;
 	cfg_for(&cfg, &t, gpu, be);
+	cfg.host_bytes = 256ull << 20; /* 128 blocks: the host pool overflows too */
+	cfg.disk_bytes = 1ull << 30;
 	cfg.max_seqs = 16;
 	cfg.chunk_tokens = 512;
 	/* The mapper stays off: kvmm_step with the mapper stalls under this
@@ -152,6 +154,11 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	ck_assert_uint_eq(r.hit_tokens + r.computed_tokens - r.recomputed_tokens, r.input_tokens);
 	ck_assert_uint_eq(r.output_tokens, out);
 	ck_assert_uint_le(r.peak[SIM_TIER_GPU], gpu);
+	ck_assert_uint_le(r.peak[SIM_TIER_HOST], cfg.host_bytes);
+	ck_assert_uint_le(r.peak[SIM_TIER_DISK], cfg.disk_bytes);
+	ck_assert_uint_eq(r.hit_tokens, r.hit_by_tier[SIM_TIER_GPU] + r.hit_by_tier[SIM_TIER_HOST] +
+						r.hit_by_tier[SIM_TIER_DISK]);
+	ck_assert_uint_eq(r.tier_verify_failures + r.tier_io_errors, 0);
 	ck_assert_uint_eq(r.ttft.n, t.n);
 	ck_assert_uint_gt(r.itl.count, 0);
 	sim_result_free(&r);
@@ -169,6 +176,9 @@ END_TEST
 START_TEST(test_conservation_host)
 {
 	pressure(KVMM_BACKEND_HOST, "gpu-lru");
+	pressure(KVMM_BACKEND_HOST, "gpu-host");
+	pressure(KVMM_BACKEND_HOST, "gpu-host-disk");
+	pressure(KVMM_BACKEND_HOST, "lookahead");
 }
 END_TEST
 
@@ -275,6 +285,93 @@ START_TEST(test_hand_checked)
 }
 END_TEST
 
+/*
+ * By hand, with tiers.  GPU budget 256 blocks (512 MiB):
+ *   A  t=0   2084 prompt tokens, 4 out: caches 130 blocks (2080 tokens)
+ *   D  t=10  4093 unrelated tokens, 4 out: KV 4096 tokens = all 256 blocks,
+ *            so every one of A's cached blocks is evicted, spilled to the
+ *            host pool (and, with a small pool, on to disk)
+ *   C  t=20  A's follow-up (2108 tokens): A's 130 blocks come back from the
+ *            tiers: 2080 hit tokens, none of them from the GPU
+ * Bytes: 130 blocks = 260 MiB restored to the GPU; at least A's 130 blocks
+ * spilled (D's go down too, to make room for the restore).
+ */
+static void tier_trace(struct sim_trace *t)
+{
+	static char line[65536];
+	struct sim_err err = {0};
+	int n;
+
+	sim_trace_init(t, SIM_FMT_KVMM);
+	for (int r = 0; r < 3; r++) {
+		const char *sess = r == 1 ? "D" : "A";
+		int len = r == 0 ? HAND_S + 36 : r == 1 ? 4093 : 20;
+
+		n = snprintf(line, sizeof(line),
+			     "{\"session\": \"%s\", \"timestamp_ms\": %d, \"%s\": [", sess,
+			     r * 10000, r == 2 ? "append" : "input");
+		for (int i = 0; i < len; i++)
+			n += snprintf(line + n, sizeof(line) - n, i ? ",%d" : "%d",
+				      r == 0 ? (i < HAND_S ? 1000 + i : 100000 + i)
+					     : (r + 4) * 100000 + i);
+		snprintf(line + n, sizeof(line) - n, "], \"output_length\": 4}");
+		ck_assert_int_eq(sim_trace_parse_line(t, line, strlen(line), "tiers", r + 1, &err),
+				 0);
+	}
+}
+
+static void tier_run(const char *policy, uint64_t host, struct sim_result *r)
+{
+	struct sim_trace t;
+	struct sim_engine_cfg cfg;
+
+	tier_trace(&t);
+	cfg_for(&cfg, &t, 512ull << 20, KVMM_BACKEND_HOST);
+	cfg.host_bytes = host;
+	cfg.disk_bytes = 1ull << 30;
+	cfg.max_seqs = 4;
+	cfg.chunk_tokens = 4096;
+	cfg.time_source = SIM_TIME_MODEL;
+	run(&cfg, policy, r);
+	sim_trace_free(&t);
+}
+
+START_TEST(test_hand_checked_tiers)
+{
+	struct sim_result r;
+
+	/* GPU only: A's prefix is gone by the time C comes. */
+	tier_run("gpu-lru", 1ull << 30, &r);
+	ck_assert_uint_eq(r.hit_tokens, 0);
+	sim_result_free(&r);
+
+	/* A host pool of 1 GiB holds all of it. */
+	tier_run("gpu-host", 1ull << 30, &r);
+	ck_assert_uint_eq(r.hit_tokens, 2080);
+	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_HOST], 2080);
+	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_GPU] + r.hit_by_tier[SIM_TIER_DISK], 0);
+	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_HOST_TO_GPU], 130ull << 21);
+	ck_assert_uint_ge(r.bytes_moved[SIM_MOVE_GPU_TO_HOST], 130ull << 21);
+	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_DISK_TO_HOST], 0);
+	ck_assert(r.transfer_s > 0); /* C waited for its restore */
+	sim_result_free(&r);
+
+	/* A 64 MiB pool (32 blocks) keeps only the last spilled blocks: the
+	 * rest come back from disk. */
+	tier_run("gpu-host-disk", 64ull << 20, &r);
+	ck_assert_uint_eq(r.hit_tokens, 2080);
+	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_GPU], 0);
+	ck_assert_uint_le(r.hit_by_tier[SIM_TIER_HOST], 32 * 16);
+	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_HOST] + r.hit_by_tier[SIM_TIER_DISK], 2080);
+	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_HOST_TO_GPU], 130ull << 21);
+	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_DISK_TO_HOST],
+			  (uint64_t)r.hit_by_tier[SIM_TIER_DISK] / 16 << 21);
+	ck_assert_uint_ge(r.bytes_moved[SIM_MOVE_HOST_TO_DISK],
+			  r.bytes_moved[SIM_MOVE_DISK_TO_HOST]);
+	sim_result_free(&r);
+}
+END_TEST
+
 /* The budget check names the flag and the request that cannot fit. */
 START_TEST(test_impossible_budget)
 {
@@ -289,7 +386,7 @@ START_TEST(test_impossible_budget)
 	ck_assert_int_eq(sim_policy_parse("gpu-lru", &p, &err), 0);
 	ck_assert_int_eq(sim_engine_run(&cfg, &p, &r, &err), -ENOSPC);
 	ck_assert_msg(strstr(err.msg, "--gpu-kv-bytes 256.00 MiB cannot hold request 0 (trace "
-				      "line 1): 2088 tokens need 262.00 MiB"),
+				      "line 1): 2087 tokens need 262.00 MiB"),
 		      "%s", err.msg);
 	sim_result_free(&r);
 	sim_trace_free(&t);
@@ -306,6 +403,7 @@ int main(void)
 	tcase_add_test(tc, test_conservation_null);
 	tcase_add_test(tc, test_conservation_host);
 	tcase_add_test(tc, test_hand_checked);
+	tcase_add_test(tc, test_hand_checked_tiers);
 	tcase_add_test(tc, test_impossible_budget);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

@@ -462,6 +462,7 @@ START_TEST(test_cli)
 		 "--chunk-tokens 256 is smaller than --max-seqs"},
 		{"--time-scale -2", "--time-scale: \"-2\" is not a positive number"},
 		{"--mapper maybe", "--mapper: \"maybe\" is not on or off"},
+		{"--disk-write sideways", "--disk-write: \"sideways\" is not through or back"},
 		{"--layout diagonal", "--layout: \"diagonal\" is not"},
 		{"--gpu", "--gpu needs --backend cuda"},
 		{"--frobnicate", "unknown option --frobnicate"},
@@ -492,25 +493,30 @@ START_TEST(test_cli)
 		ck_assert_msg(strstr(err.msg, budget[i].msg), "%s: got \"%s\"", budget[i].args,
 			      err.msg);
 	}
-	/* Tier policies need their tiers (or a build with tiers at all). */
+	/* Tier policies need their tiers, and real bytes (not the null backend). */
+	ck_assert_int_lt(parse(o, &err, "--policy gpu-host"), 0);
+	ck_assert_ptr_nonnull(strstr(err.msg, "--policy gpu-host: "));
+	ck_assert_int_eq(parse(o, &err, "--policy all"), 0);
+	ck_assert_uint_eq(o->npolicies, 4); /* none, gpu-lru, gpu-lru:alias, gpu-lru:copy */
+	ck_assert_uint_eq(o->skipped_tier_policies, 3);
 	if (sim_tiers_available()) {
-		ck_assert_int_eq(parse(o, &err, "--host-bytes 0 --policy gpu-host"), 0);
+		ck_assert_int_eq(parse(o, &err, "--backend host --gpu-kv-bytes 1G --policy all"),
+				 0);
+		ck_assert_uint_eq(o->npolicies, SIM_POLICY_ALL_N);
+		ck_assert_int_eq(parse(o, &err,
+				       "--backend host --gpu-kv-bytes 1G --host-bytes 0 "
+				       "--policy gpu-host"),
+				 0);
 		ck_assert_int_lt(sim_cli_check_budget(o, &err), 0);
 		ck_assert_ptr_nonnull(strstr(err.msg, "--host-bytes 0 leaves no host tier"));
-		ck_assert_int_eq(parse(o, &err, "--disk-bytes 0"), 0);
+		ck_assert_int_eq(parse(o, &err, "--backend host --gpu-kv-bytes 1G --disk-bytes 0"),
+				 0);
 		ck_assert_int_lt(sim_cli_check_budget(o, &err), 0);
 		ck_assert_ptr_nonnull(strstr(err.msg, "--disk-bytes 0 leaves no disk tier"));
 		ck_assert_int_eq(parse(o, &err, "--backend host --gpu-kv-bytes 1G --host-bytes 1P"),
 				 0);
 		ck_assert_int_lt(sim_cli_check_budget(o, &err), 0);
 		ck_assert_ptr_nonnull(strstr(err.msg, "must fit in 3/4 of this machine's RAM"));
-	} else {
-		ck_assert_int_lt(parse(o, &err, "--policy gpu-host"), 0);
-		ck_assert_ptr_nonnull(
-			strstr(err.msg, "--policy gpu-host: this build of kvmm has no"));
-		ck_assert_int_eq(parse(o, &err, "--policy all"), 0);
-		ck_assert_uint_eq(o->npolicies, 4);
-		ck_assert_uint_eq(o->skipped_tier_policies, 3);
 	}
 	/* Host and disk can be left out when no policy needs them. */
 	ck_assert_int_eq(parse(o, &err, "--host-bytes 0 --disk-bytes 0 --policy none,gpu-lru"), 0);

@@ -24,6 +24,7 @@ enum {
 	O_HOST,
 	O_DISK,
 	O_DISK_DIR,
+	O_DISK_WRITE,
 	O_POLICY,
 	O_REPORT,
 	O_PLOT,
@@ -56,6 +57,7 @@ static const struct option longopts[] = {
 	{"host-bytes", required_argument, NULL, O_HOST},
 	{"disk-bytes", required_argument, NULL, O_DISK},
 	{"disk-dir", required_argument, NULL, O_DISK_DIR},
+	{"disk-write", required_argument, NULL, O_DISK_WRITE},
 	{"policy", required_argument, NULL, O_POLICY},
 	{"report", required_argument, NULL, O_REPORT},
 	{"plot", required_argument, NULL, O_PLOT},
@@ -115,6 +117,8 @@ void sim_cli_usage(FILE *f)
 	      "  --host-bytes N        host tier (default: 2 x the GPU KV budget)\n"
 	      "  --disk-bytes N        disk tier (default: 8 x the host tier)\n"
 	      "  --disk-dir DIR        disk tier files (default: a temporary directory)\n"
+	      "  --disk-write W        through (default: a spilled block goes on to disk at\n"
+	      "                        once) or back (when it leaves the host pool)\n"
 	      "policies (compared in one run):\n"
 	      "  --policy LIST         comma-separated, default all = none, gpu-lru, gpu-host,\n"
 	      "                        gpu-host-disk, lookahead, lookahead:alias, lookahead:copy;\n"
@@ -278,6 +282,12 @@ static int parse_one(int c, const char *v, struct sim_options *o, struct sim_err
 	case O_DISK_DIR:
 		o->disk_dir = v;
 		return 0;
+	case O_DISK_WRITE:
+		if (strcmp(v, "through") && strcmp(v, "back"))
+			return sim_errf(err, -EINVAL, "--disk-write: \"%s\" is not through or back",
+					v);
+		o->disk_write_back = !strcmp(v, "back");
+		return 0;
 	case O_POLICY:
 		if (strlen(v) >= sizeof(o->policy_list))
 			return sim_errf(err, -EINVAL, "--policy: too long");
@@ -345,20 +355,23 @@ static int parse_one(int c, const char *v, struct sim_options *o, struct sim_err
 	return -EINVAL;
 }
 
-/* Without kvmm tiers, "all" compares what a GPU-only cache can: no cache,
- * LRU, alias and copy attach; a tier policy named on its own is an error. */
+/* Without kvmm tiers (or on the null backend, where the tiers have no
+ * bytes to move), "all" compares what a GPU-only cache can: no cache, LRU,
+ * alias and copy attach; a tier policy named on its own is an error. */
 static int drop_tier_policies(struct sim_options *o, struct sim_err *err)
 {
 	char list[sizeof(o->policy_list)], *all;
+	bool null = o->backend == KVMM_BACKEND_NULL;
 
-	if (sim_tiers_available())
+	if (sim_tiers_available() && !null)
 		return 0;
-	for (uint32_t i = 0; i < o->npolicies; i++)
-		if ((o->policies[i].host || o->policies[i].disk) && !strstr(o->policy_list, "all"))
-			return sim_errf(err, -EINVAL,
-					"--policy %s: this build of kvmm has no host/disk tiers",
-					o->policies[i].name);
 	all = strstr(o->policy_list, "all");
+	for (uint32_t i = 0; i < o->npolicies; i++)
+		if ((o->policies[i].host || o->policies[i].disk) && !all)
+			return sim_errf(err, -EINVAL, "--policy %s: %s", o->policies[i].name,
+					null ? "kvmm's tiers move real bytes: use --backend host "
+					       "or cuda"
+					     : "this build of kvmm has no host/disk tiers");
 	if (!all)
 		return 0;
 	if (snprintf(list, sizeof(list), "%.*s%s%s", (int)(all - o->policy_list), o->policy_list,

@@ -49,6 +49,7 @@ struct req {
 	int64_t last_tok;
 	int64_t hinted_at;	     /* -1: not hinted */
 	uint64_t by_tier[SIM_TIERS]; /* where this admission's match came from */
+	struct sim_restore rs;	     /* blocks brought back from host/disk */
 };
 
 struct engine {
@@ -294,18 +295,18 @@ static int open_cache(struct engine *e)
 	/* Impossible budget: the longest request alone must fit. */
 	for (uint32_t i = 0; i < e->t->n; i++) {
 		const struct sim_request *q = &e->t->req[i];
-		uint64_t blocks =
-			((uint64_t)q->input_len + q->output_len + e->info.tokens_per_block - 1) /
-			e->info.tokens_per_block;
+		/* KV of every token but the last one generated */
+		uint64_t kv = (uint64_t)q->input_len + q->output_len - 1;
+		uint64_t blocks = (kv + e->info.tokens_per_block - 1) / e->info.tokens_per_block;
 		char a[32], b[32], name[64];
 
 		if (cfg->gpu_kv_bytes != SIM_UNLIMITED &&
 		    blocks * e->info.block_bytes > cfg->gpu_kv_bytes)
 			return sim_errf(
 				e->err, -ENOSPC,
-				"--gpu-kv-bytes %s cannot hold %s: %u tokens need %s of KV",
+				"--gpu-kv-bytes %s cannot hold %s: %llu tokens need %s of KV",
 				sim_format_size(cfg->gpu_kv_bytes, a, sizeof(a)),
-				req_name(e, i, name, sizeof(name)), q->input_len + q->output_len,
+				req_name(e, i, name, sizeof(name)), (unsigned long long)kv,
 				sim_format_size(blocks * e->info.block_bytes, b, sizeof(b)));
 	}
 	if (e->pol->prefix) {
@@ -370,13 +371,15 @@ static int setup(struct engine *e)
 
 static void teardown(struct engine *e)
 {
-	for (uint32_t i = 0; e->r && i < e->t->n; i++)
+	for (uint32_t i = 0; e->r && i < e->t->n; i++) {
+		sim_tiers_release(&e->tiers, &e->r[i].rs);
 		free(e->r[i].tok);
-	sim_tiers_close(&e->tiers);
+	}
 	sim_gpu_attn_close(e->attn);
 	free(e->attn_slots);
 	free(e->attn_lens);
 	kvmm_cache_destroy(e->c);
+	sim_tiers_close(&e->tiers);
 	kvmm_backend_close(e->be);
 	free(e->r);
 	free(e->heap);
@@ -521,6 +524,8 @@ static int grow_running(struct engine *e, uint32_t *budget, bool *preempted)
 static void undo_admission(struct engine *e, uint32_t i)
 {
 	KV(e, kvmm_seq_close(e->c, e->r[i].seq));
+	/* Unpin what was restored: it may be what the head is short of. */
+	sim_tiers_release(&e->tiers, &e->r[i].rs);
 	e->r[i].kv_len = e->r[i].matched = 0;
 }
 
@@ -546,8 +551,20 @@ static int admit_one(struct engine *e, uint32_t i, uint32_t budget)
 		ret = KV(e, kvmm_prefix_match(e->c, &ns, r->tok, r->target - 1, &h, &matched));
 		if (ret)
 			return kverr(e, ret, "kvmm_prefix_match", i);
-		by_tier[SIM_TIER_GPU] = matched;
-		sim_tiers_hit_split(&e->tiers, h, matched, by_tier);
+		if (e->tiers.on && matched < r->target - 1 && !r->rs.pf) {
+			/* Bring back what the host pool and the disk hold. */
+			KV(e, (kvmm_prefix_release(e->c, h), 0));
+			h = NULL;
+			ret = sim_tiers_restore(&e->tiers, &ns, r->tok, r->target - 1, e->now,
+						&r->rs);
+			if (ret)
+				return kverr(e, ret, "restoring from the tiers", i);
+			ret = KV(e,
+				 kvmm_prefix_match(e->c, &ns, r->tok, r->target - 1, &h, &matched));
+			if (ret)
+				return kverr(e, ret, "kvmm_prefix_match", i);
+		}
+		sim_tiers_split(&r->rs, matched, by_tier);
 	}
 	/* Hint: what this admission reserves now (the mapper maps that much
 	 * ahead); decode growth comes later, a block at a time. */
@@ -557,6 +574,7 @@ static int admit_one(struct engine *e, uint32_t i, uint32_t budget)
 	ret = KV(e, kvmm_seq_open(e->c, matched + chunk, &r->seq));
 	if (ret) {
 		KV(e, (kvmm_prefix_release(e->c, h), 0));
+		sim_tiers_release(&e->tiers, &r->rs);
 		return ret == -ENOSPC ? 0 : kverr(e, ret, "kvmm_seq_open", i);
 	}
 	if (h) {
@@ -595,6 +613,9 @@ static int admit_one(struct engine *e, uint32_t i, uint32_t budget)
 	r->computed = 0;
 	r->chunk = chunk;
 	memcpy(r->by_tier, by_tier, sizeof(by_tier));
+	/* Attached: the restore's pins are the sequence's now. */
+	sim_tiers_admit(&e->tiers, e->now, &r->rs);
+	sim_tiers_release(&e->tiers, &r->rs);
 	r->phase = P_RUNNING;
 	e->run[e->nrun++] = i;
 	return 1;
@@ -631,11 +652,14 @@ static int admit(struct engine *e, uint32_t budget)
 }
 
 /* Look-ahead: hint the prefixes of the first queued requests so that they
- * are evicted last (AttentionStore's scheduler-aware eviction), and ask the
- * tiers to bring them closer. */
+ * are evicted last (AttentionStore's scheduler-aware eviction) and restore
+ * what the tiers hold of them while they wait.  Restored blocks stay
+ * pinned until admission, so only the first requests holding a quarter of
+ * the GPU budget between them are served. */
 static int lookahead(struct engine *e)
 {
 	uint32_t w = e->qlen < e->cfg->lookahead ? e->qlen : e->cfg->lookahead;
+	uint64_t room = e->cfg->gpu_kv_bytes / 4 / e->mg.kv_bytes_per_token;
 	int ret;
 
 	for (uint32_t k = 0; k < w; k++) {
@@ -644,6 +668,9 @@ static int lookahead(struct engine *e)
 		struct kvmm_ns ns = ns_of(e, i);
 		uint32_t n = e->t->req[i].input_len + r->generated - 1;
 
+		if (n > room)
+			break;
+		room -= n;
 		/* Hints expire; renew them every few (simulated) seconds. */
 		if (r->hinted_at >= 0 && e->now - r->hinted_at < 5000000000ll)
 			continue;
@@ -654,9 +681,11 @@ static int lookahead(struct engine *e)
 			ret = KV(e, kvmm_prefix_hint(e->c, &ns, r->tok, n, sim_clock(e)));
 			if (ret < 0)
 				return kverr(e, ret, "kvmm_prefix_hint", i);
-			ret = sim_tiers_prefetch(&e->tiers, &ns, r->tok, n);
-			if (ret < 0)
-				return kverr(e, ret, "prefetch", i);
+			if (!r->rs.tried) {
+				ret = sim_tiers_restore(&e->tiers, &ns, r->tok, n, e->now, &r->rs);
+				if (ret)
+					return kverr(e, ret, "prefetch", i);
+			}
 		}
 		r->hinted_at = e->now;
 	}
@@ -684,7 +713,8 @@ static double memops_time(struct engine *e)
 		    (double)(a[KVMM_OP_UNMAP] - b[KVMM_OP_UNMAP]) * g->unmap_us * 1e-6 +
 		    (double)(a[KVMM_OP_DESTROY] - b[KVMM_OP_DESTROY]) * g->unmap_us * 1e-6 +
 		    (double)(a[KVMM_OP_COPY] - b[KVMM_OP_COPY]) * (double)e->info.page_size /
-			    g->d2d_bw;
+			    g->d2d_bw +
+		    sim_tiers_spill_time(&e->tiers);
 		e->last = st;
 	}
 	e->kv_ns = 0;
@@ -915,6 +945,9 @@ static int iterate(struct engine *e)
 	ret = emit(e);
 	if (ret)
 		return ret;
+	ret = sim_tiers_flush(&e->tiers);
+	if (ret)
+		return sim_errf(e->err, ret, "kvmm_tiers_flush: %s", kvmm_strerror(ret));
 	check_lengths(e);
 	sample(e, dt);
 	return 0;

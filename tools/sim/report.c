@@ -170,6 +170,12 @@ static void policy(struct jw *w, const struct sim_result *r)
 	jw_u64(w, "driver_calls", r->driver_calls);
 	jw_u64(w, "mapper_waits", r->mapper_waits);
 	jw_nl(w);
+	jw_open(w, "tiers", '{');
+	jw_u64(w, "spills_skipped", r->spills_skipped);
+	jw_u64(w, "verify_failures", r->tier_verify_failures);
+	jw_u64(w, "io_errors", r->tier_io_errors);
+	jw_close(w, '}');
+	jw_nl(w);
 	jw_open(w, "conservation", '{');
 	jw_bool(w, "ok", !r->violations);
 	jw_u64(w, "checks", r->checks);
@@ -238,6 +244,7 @@ int sim_report_write(FILE *f, const struct sim_options *o, const struct sim_trac
 	jw_bytes(&w, "gpu_kv_bytes", o->gpu_kv_bytes);
 	jw_bytes(&w, "host_bytes", o->host_bytes);
 	jw_bytes(&w, "disk_bytes", o->disk_bytes);
+	jw_str(&w, "disk_write", o->disk_write_back ? "back" : "through");
 	jw_close(&w, '}');
 	jw_nl(&w);
 	jw_open(&w, "engine", '{');

@@ -72,6 +72,9 @@ struct sim_result {
 	uint64_t evictions;
 	uint64_t driver_calls; /* backend calls of every kind */
 	uint64_t mapper_waits;
+	uint64_t spills_skipped;       /* tiers: evictions not spilled (host pool full) */
+	uint64_t tier_verify_failures; /* tiers: records that failed a check */
+	uint64_t tier_io_errors;
 	/* the cache's geometry */
 	char layout[24];
 	uint32_t tokens_per_block;
