@@ -117,8 +117,8 @@ void sim_cli_usage(FILE *f)
 	      "  --host-bytes N        host tier (default: 2 x the GPU KV budget)\n"
 	      "  --disk-bytes N        disk tier (default: 8 x the host tier)\n"
 	      "  --disk-dir DIR        disk tier files (default: a temporary directory)\n"
-	      "  --disk-write W        through (default: a spilled block goes on to disk at\n"
-	      "                        once) or back (when it leaves the host pool)\n"
+	      "  --disk-write W        back (default: a spilled block goes on to disk when it\n"
+	      "                        leaves the host pool) or through (at once)\n"
 	      "policies (compared in one run):\n"
 	      "  --policy LIST         comma-separated, default all = none, gpu-lru, gpu-host,\n"
 	      "                        gpu-host-disk, lookahead, lookahead:alias, lookahead:copy;\n"
@@ -286,7 +286,7 @@ static int parse_one(int c, const char *v, struct sim_options *o, struct sim_err
 		if (strcmp(v, "through") && strcmp(v, "back"))
 			return sim_errf(err, -EINVAL, "--disk-write: \"%s\" is not through or back",
 					v);
-		o->disk_write_back = !strcmp(v, "back");
+		o->disk_write_through = !strcmp(v, "through");
 		return 0;
 	case O_POLICY:
 		if (strlen(v) >= sizeof(o->policy_list))

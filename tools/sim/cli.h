@@ -36,7 +36,7 @@ struct sim_options {
 	uint64_t gpu_kv_bytes, host_bytes, disk_bytes;
 	bool gpu_set, host_set, disk_set;
 	const char *disk_dir;
-	bool disk_write_back;
+	bool disk_write_through;
 	struct sim_policy policies[SIM_MAX_POLICIES];
 	uint32_t npolicies;
 	uint32_t skipped_tier_policies; /* of "all", without kvmm tiers */

@@ -46,8 +46,7 @@ struct sim_engine_cfg {
 	uint64_t host_bytes; /* 0: no host tier; SIM_UNLIMITED allowed */
 	uint64_t disk_bytes;
 	const char *disk_dir;
-	bool disk_write_back; /* host -> disk when a record leaves the host pool
-			       * (default: as soon as it is sealed) */
+	bool disk_write_through; /* host -> disk at once, not when leaving the host pool */
 	enum kvmm_layout layout;
 	enum sim_time_source time_source;
 	bool mapper;		  /* background mapper thread (host/cuda) */

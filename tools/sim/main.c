@@ -78,7 +78,7 @@ static void engine_cfg(const struct sim_options *o, const struct sim_trace *t,
 	cfg->host_bytes = o->host_bytes;
 	cfg->disk_bytes = o->disk_bytes;
 	cfg->disk_dir = o->disk_dir;
-	cfg->disk_write_back = o->disk_write_back;
+	cfg->disk_write_through = o->disk_write_through;
 	cfg->layout = o->layout;
 	cfg->time_source = o->time_source;
 	cfg->mapper = o->mapper;

@@ -244,7 +244,7 @@ int sim_report_write(FILE *f, const struct sim_options *o, const struct sim_trac
 	jw_bytes(&w, "gpu_kv_bytes", o->gpu_kv_bytes);
 	jw_bytes(&w, "host_bytes", o->host_bytes);
 	jw_bytes(&w, "disk_bytes", o->disk_bytes);
-	jw_str(&w, "disk_write", o->disk_write_back ? "back" : "through");
+	jw_str(&w, "disk_write", o->disk_write_through ? "through" : "back");
 	jw_close(&w, '}');
 	jw_nl(&w);
 	jw_open(&w, "engine", '{');

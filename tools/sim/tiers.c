@@ -80,7 +80,7 @@ int sim_tiers_open(struct sim_tiers *t, struct kvmm_cache *c, const struct sim_e
 	struct kvmm_tiers_config tc = {
 		.host_placement = KVMM_HOST_GPU_NODE,
 		.host_policy = KVMM_WRITE_BACK,
-		.disk_policy = cfg->disk_write_back ? KVMM_WRITE_BACK : KVMM_WRITE_THROUGH,
+		.disk_policy = cfg->disk_write_through ? KVMM_WRITE_THROUGH : KVMM_WRITE_BACK,
 		/* each policy starts cold; /var/tmp may lack O_DIRECT */
 		.flags = KVMM_TIERS_DISK_DISCARD | KVMM_TIERS_DISK_BUFFERED,
 	};
