@@ -144,9 +144,7 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	cfg.disk_bytes = 1ull << 30;
 	cfg.max_seqs = 16;
 	cfg.chunk_tokens = 512;
-	/* The mapper stays off: kvmm_step with the mapper stalls under this
-	 * much pressure in the current runtime (notes/sim-needs.md). */
-	cfg.mapper = false;
+	cfg.mapper = be != KVMM_BACKEND_NULL; /* as kvmm-sim's default */
 	cfg.time_source = be == KVMM_BACKEND_NULL ? SIM_TIME_MODEL : SIM_TIME_MEASURED;
 	run(&cfg, policy, &r);
 	ck_assert_uint_gt(r.preemptions, 0);

@@ -432,7 +432,7 @@ START_TEST(test_cli)
 	ck_assert_uint_eq(o->workload.sessions, 400);
 	ck_assert_ptr_null(o->plot_path);
 	ck_assert_int_eq(o->time_source, SIM_TIME_MEASURED);
-	ck_assert(!o->mapper);
+	ck_assert(o->mapper);
 	ck_assert_int_eq(parse(o, &err, "--report dir.x/report"), 0);
 	ck_assert_str_eq(o->plot_path, "dir.x/report.svg");
 	ck_assert_int_eq(parse(o, &err, ""), 0);

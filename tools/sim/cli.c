@@ -134,7 +134,7 @@ void sim_cli_usage(FILE *f)
 	      "  --layout L            default, layer-major, token-major, page-major\n"
 	      "  --time model|measured memory-operation time from the machine preset (default\n"
 	      "                        on null) or measured on the backend (default otherwise)\n"
-	      "  --mapper on|off       kvmm's background mapper thread (default off)\n"
+	      "  --mapper on|off       kvmm's background mapper thread (default: off on null)\n"
 	      "  --sample-interval S   seconds between memory samples (default 1)\n"
 	      "  --gpu                 attention time from kvmm's real kernels (cuda backend)\n"
 	      "\n"
@@ -445,10 +445,10 @@ int sim_cli_parse(int argc, char **argv, struct sim_options *o, struct sim_err *
 	if (!o->time_set)
 		o->time_source =
 			o->backend == KVMM_BACKEND_NULL ? SIM_TIME_MODEL : SIM_TIME_MEASURED;
-	/* Off by default: under memory pressure kvmm_step with the mapper on
-	 * stalls in this version of the runtime (notes/sim-needs.md). */
+	/* The mapper thread is nondeterministic: off on the null backend,
+	 * whose reports must not vary, on where the times are measured. */
 	if (!o->mapper_set)
-		o->mapper = false;
+		o->mapper = o->backend != KVMM_BACKEND_NULL;
 	if (!o->plot_path && !o->plot_none) {
 		size_t n = strlen(o->report_path);
 		const char *dot = strrchr(o->report_path, '.');

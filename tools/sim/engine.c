@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "gpu_attn.h"
@@ -76,6 +77,7 @@ struct engine {
 	/* The queue's head did not fit: retrying costs a match and an attach
 	 * each time, and only a closing sequence frees memory or a slot. */
 	bool admit_blocked;
+	uint32_t idle_retries;	      /* in a row, waiting for the mapper */
 	int64_t now;		      /* ns */
 	uint64_t kv_ns;		      /* measured: wall time inside kvmm since the last charge */
 	struct kvmm_cache_stats last; /* model: backend counters at the last charge */
@@ -921,6 +923,16 @@ static int iterate(struct engine *e)
 
 		if (e->nrun || !e->qlen)
 			return sim_errf(e->err, -EDEADLK, "internal: an iteration with no work");
+		/* With the mapper thread, memory it is still giving back
+		 * may free up: idle a millisecond and try again. */
+		if (e->cfg->mapper && e->idle_retries < 1000) {
+			e->idle_retries++;
+			e->res->idle_waits++;
+			e->admit_blocked = false;
+			e->now += 1000000;
+			usleep(1000);
+			return 0;
+		}
 		return sim_errf(e->err, -ENOSPC,
 				"--gpu-kv-bytes: %s cannot be admitted even with nothing else "
 				"running",
@@ -942,6 +954,7 @@ static int iterate(struct engine *e)
 	e->res->transfer_s += xfer;
 	e->now += (int64_t)ceil(dt * 1e9);
 	e->res->iterations++;
+	e->idle_retries = 0;
 	ret = emit(e);
 	if (ret)
 		return ret;

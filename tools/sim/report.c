@@ -169,6 +169,7 @@ static void policy(struct jw *w, const struct sim_result *r)
 	jw_u64(w, "evicted_blocks", r->evictions);
 	jw_u64(w, "driver_calls", r->driver_calls);
 	jw_u64(w, "mapper_waits", r->mapper_waits);
+	jw_u64(w, "idle_waits", r->idle_waits);
 	jw_nl(w);
 	jw_open(w, "tiers", '{');
 	jw_u64(w, "spills_skipped", r->spills_skipped);

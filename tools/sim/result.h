@@ -72,6 +72,7 @@ struct sim_result {
 	uint64_t evictions;
 	uint64_t driver_calls; /* backend calls of every kind */
 	uint64_t mapper_waits;
+	uint64_t idle_waits; /* 1 ms idles: the queue's head waited for memory the mapper frees */
 	uint64_t spills_skipped;       /* tiers: evictions not spilled (host pool full) */
 	uint64_t tier_verify_failures; /* tiers: records that failed a check */
 	uint64_t tier_io_errors;
