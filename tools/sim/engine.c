@@ -20,88 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "gpu_attn.h"
+#include "engine_internal.h"
 #include "roofline.h"
 #include "size.h"
-#include "tiers.h"
 #include "tokens.h"
-
-enum phase {
-	P_PENDING = 0, /* not arrived */
-	P_QUEUED,
-	P_RUNNING,
-	P_DONE,
-};
-
-struct req {
-	uint8_t phase;
-	uint32_t seq;
-	uint32_t *tok; /* input then output tokens, while queued or running */
-	uint32_t target;
-	uint32_t kv_len;
-	uint32_t matched;
-	uint32_t computed;
-	uint32_t generated;
-	uint32_t chunk; /* new tokens this iteration */
-	int32_t next;	/* closed-loop follower (arrives after this finishes) */
-	int64_t arrival;
-	int64_t first_tok;
-	int64_t last_tok;
-	int64_t hinted_at;	     /* -1: not hinted */
-	uint64_t by_tier[SIM_TIERS]; /* where this admission's match came from */
-	struct sim_restore rs;	     /* blocks brought back from host/disk */
-};
-
-struct engine {
-	const struct sim_engine_cfg *cfg;
-	const struct sim_policy *pol;
-	const struct sim_trace *t;
-	struct sim_result *res;
-	struct sim_err *err;
-	struct kvmm_backend *be;
-	struct kvmm_cache *c;
-	struct kvmm_cache_info info;
-	struct sim_tiers tiers;
-	struct sim_gpu_attn *attn; /* --gpu */
-	uint32_t *attn_slots, *attn_lens;
-	struct sim_model_gpu mg;
-	uint64_t model_id;
-	struct req *r;
-	uint32_t *heap, nheap; /* pending arrivals, by (arrival, index) */
-	uint32_t *q, qhead, qlen, qcap;
-	uint32_t *run, nrun; /* admission order */
-	struct kvmm_step_entry *batch;
-	uint32_t *batch_req;
-	uint32_t finished;
-	/* The queue's head did not fit: retrying costs a match and an attach
-	 * each time, and only a closing sequence frees memory or a slot. */
-	bool admit_blocked;
-	uint32_t idle_retries;	      /* in a row, waiting for the mapper */
-	int64_t now;		      /* ns */
-	uint64_t kv_ns;		      /* measured: wall time inside kvmm since the last charge */
-	struct kvmm_cache_stats last; /* model: backend counters at the last charge */
-	int64_t next_sample;
-	uint32_t progress_step, progress_next;
-};
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Every kvmm call on the scheduler's path goes through KV(): its wall time
- * is what "measured" charges to the virtual clock. */
-#define KV(e, call)                            \
-	({                                     \
-		uint64_t _t0 = wall_ns();      \
-		__typeof__(call) _r = (call);  \
-		(e)->kv_ns += wall_ns() - _t0; \
-		_r;                            \
-	})
 
 void sim_engine_defaults(struct sim_engine_cfg *cfg)
 {
@@ -116,80 +38,14 @@ void sim_engine_defaults(struct sim_engine_cfg *cfg)
 	cfg->time_scale = 1.0;
 }
 
-/* ---- arrival heap and queue ------------------------------------------------ */
-
-static bool before(const struct engine *e, uint32_t a, uint32_t b)
-{
-	return e->r[a].arrival != e->r[b].arrival ? e->r[a].arrival < e->r[b].arrival : a < b;
-}
-
-static void heap_push(struct engine *e, uint32_t i)
-{
-	uint32_t k = e->nheap++;
-
-	e->heap[k] = i;
-	while (k && before(e, e->heap[k], e->heap[(k - 1) / 2])) {
-		uint32_t p = (k - 1) / 2, tmp = e->heap[p];
-
-		e->heap[p] = e->heap[k];
-		e->heap[k] = tmp;
-		k = p;
-	}
-}
-
-static uint32_t heap_pop(struct engine *e)
-{
-	uint32_t top = e->heap[0], k = 0;
-
-	e->heap[0] = e->heap[--e->nheap];
-	for (;;) {
-		uint32_t l = 2 * k + 1, m = k, tmp;
-
-		if (l < e->nheap && before(e, e->heap[l], e->heap[m]))
-			m = l;
-		if (l + 1 < e->nheap && before(e, e->heap[l + 1], e->heap[m]))
-			m = l + 1;
-		if (m == k)
-			break;
-		tmp = e->heap[m];
-		e->heap[m] = e->heap[k];
-		e->heap[k] = tmp;
-		k = m;
-	}
-	return top;
-}
-
-static uint32_t q_at(const struct engine *e, uint32_t k)
-{
-	return e->q[(e->qhead + k) % e->qcap];
-}
-
-static void q_push_back(struct engine *e, uint32_t i)
-{
-	e->q[(e->qhead + e->qlen++) % e->qcap] = i;
-}
-
-static void q_push_front(struct engine *e, uint32_t i)
-{
-	e->qhead = (e->qhead + e->qcap - 1) % e->qcap;
-	e->q[e->qhead] = i;
-	e->qlen++;
-}
-
-static void q_pop_front(struct engine *e)
-{
-	e->qhead = (e->qhead + 1) % e->qcap;
-	e->qlen--;
-}
-
 /* ---- helpers ------------------------------------------------------------------ */
 
-static struct kvmm_ns ns_of(const struct engine *e, uint32_t i)
+struct kvmm_ns eng_ns(const struct engine *e, uint32_t i)
 {
 	return (struct kvmm_ns){.model_id = e->model_id, .tenant_salt = e->t->req[i].tenant};
 }
 
-static int ensure_tokens(struct engine *e, uint32_t i)
+int eng_tokens(struct engine *e, uint32_t i)
 {
 	const struct sim_request *q = &e->t->req[i];
 	struct req *r = &e->r[i];
@@ -206,26 +62,17 @@ static int ensure_tokens(struct engine *e, uint32_t i)
 
 /* The prefix cache runs on the simulated clock (hint times, their expiry).
  * It starts a second in, so no time it sees is 0. */
-#define CLOCK_ORIGIN_NS 1000000000ull
-
-static uint64_t sim_clock(void *arg)
+uint64_t eng_clock(void *arg)
 {
+	const uint64_t origin = 1000000000ull;
+
 	const struct engine *e = arg;
 
-	return CLOCK_ORIGIN_NS + (uint64_t)e->now;
+	return origin + (uint64_t)e->now;
 }
 
-/* A conservation check: counted, and recorded when it fails. */
-#define CHECK(e, ok, ...)                                            \
-	do {                                                         \
-		(e)->res->checks++;                                  \
-		if (!(ok))                                           \
-			sim_result_violation((e)->res, __VA_ARGS__); \
-	} while (0)
-#define ULL(x) ((unsigned long long)(x))
-
 /* "request 12 (trace line 14)" or "request 12 (generated)". */
-static const char *req_name(const struct engine *e, uint32_t i, char *buf, size_t len)
+const char *eng_req_name(const struct engine *e, uint32_t i, char *buf, size_t len)
 {
 	uint32_t line = e->t->req[i].line;
 
@@ -236,13 +83,13 @@ static const char *req_name(const struct engine *e, uint32_t i, char *buf, size_
 	return buf;
 }
 
-static int kverr(struct engine *e, int ret, const char *what, uint32_t i)
+int eng_kverr(struct engine *e, int ret, const char *what, uint32_t i)
 {
 	const struct sim_request *q = &e->t->req[i];
 	char name[64];
 
 	return sim_errf(e->err, ret, "%s for %s, %u+%u tokens: %s", what,
-			req_name(e, i, name, sizeof(name)), q->input_len, q->output_len,
+			eng_req_name(e, i, name, sizeof(name)), q->input_len, q->output_len,
 			kvmm_strerror(ret));
 }
 
@@ -308,14 +155,14 @@ static int open_cache(struct engine *e)
 				e->err, -ENOSPC,
 				"--gpu-kv-bytes %s cannot hold %s: %llu tokens need %s of KV",
 				sim_format_size(cfg->gpu_kv_bytes, a, sizeof(a)),
-				req_name(e, i, name, sizeof(name)), (unsigned long long)kv,
+				eng_req_name(e, i, name, sizeof(name)), (unsigned long long)kv,
 				sim_format_size(blocks * e->info.block_bytes, b, sizeof(b)));
 	}
 	if (e->pol->prefix) {
 		struct kvmm_prefix_config pc = {
 			.policy = e->pol->evict,
 			.attach = e->pol->attach,
-			.clock = sim_clock,
+			.clock = eng_clock,
 			.clock_arg = e,
 		};
 
@@ -358,7 +205,7 @@ static int setup(struct engine *e)
 		e->r[i].hinted_at = -1;
 		if (q->arrival_ns >= 0) {
 			e->r[i].arrival = (int64_t)((double)q->arrival_ns / e->cfg->time_scale);
-			heap_push(e, i);
+			eng_heap_push(e, i);
 		}
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -389,309 +236,6 @@ static void teardown(struct engine *e)
 	free(e->run);
 	free(e->batch);
 	free(e->batch_req);
-}
-
-/* ---- scheduling ---------------------------------------------------------------- */
-
-static void run_remove(struct engine *e, uint32_t i)
-{
-	for (uint32_t k = 0; k < e->nrun; k++)
-		if (e->run[k] == i) {
-			memmove(&e->run[k], &e->run[k + 1], sizeof(*e->run) * (e->nrun - k - 1));
-			e->nrun--;
-			return;
-		}
-}
-
-/* Give up a running sequence: publish what it computed, free it, and put
- * it back at the head of the queue (vLLM's recompute preemption). */
-static int preempt(struct engine *e, uint32_t i)
-{
-	struct req *r = &e->r[i];
-	int ret;
-
-	if (e->pol->prefix && r->kv_len) {
-		struct kvmm_ns ns = ns_of(e, i);
-
-		ret = KV(e, kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
-		if (ret < 0)
-			return kverr(e, ret, "kvmm_prefix_insert (preemption)", i);
-	}
-	ret = KV(e, kvmm_seq_close(e->c, r->seq));
-	if (ret)
-		return kverr(e, ret, "kvmm_seq_close (preemption)", i);
-	run_remove(e, i);
-	e->admit_blocked = false;
-	/* Computed before the first token and lost: done again later. */
-	if (!r->first_tok)
-		e->res->recomputed_tokens += r->computed;
-	r->phase = P_QUEUED;
-	r->kv_len = r->matched = r->computed = r->chunk = 0;
-	q_push_front(e, i);
-	e->res->preemptions++;
-	return 0;
-}
-
-/* Free memory for a growing batch: cached prefixes first, then the newest
- * running sequence.  1: something was freed; 0: nothing left to free. */
-static int make_room(struct engine *e, int *err)
-{
-	int n;
-
-	if (e->pol->prefix) {
-		n = KV(e, kvmm_prefix_evict(e->c, 64));
-		if (n > 0)
-			return 1;
-	}
-	if (!e->nrun)
-		return 0;
-	*err = preempt(e, e->run[e->nrun - 1]);
-	return *err ? 0 : 1;
-}
-
-/* Phase 1: every running sequence gets its next token or prefill chunk. */
-static int grow_running(struct engine *e, uint32_t *budget, bool *preempted)
-{
-	uint32_t nb;
-	int ret, err = 0;
-
-	/* Decoding sequences first (one token each: chunk_tokens >= max_seqs
-	 * leaves room), then prefill chunks, oldest first, in what is left. */
-	for (uint32_t k = 0; k < e->nrun; k++) {
-		struct req *r = &e->r[e->run[k]];
-
-		r->chunk = r->kv_len >= r->target;
-		*budget -= r->chunk;
-	}
-	for (uint32_t k = 0; k < e->nrun; k++) {
-		struct req *r = &e->r[e->run[k]];
-
-		if (r->kv_len < r->target) {
-			r->chunk = r->target - r->kv_len;
-			if (r->chunk > *budget)
-				r->chunk = *budget;
-			*budget -= r->chunk;
-		}
-	}
-	/* Prefill chunks map synchronously. */
-	for (uint32_t k = 0; k < e->nrun; k++) {
-		uint32_t i = e->run[k];
-		struct req *r = &e->r[i];
-
-		if (!r->chunk || r->kv_len >= r->target)
-			continue;
-		while ((ret = KV(e, kvmm_seq_reserve(e->c, r->seq, r->kv_len + r->chunk))) ==
-		       -ENOMEM) {
-			*preempted = true;
-			if (!make_room(e, &err))
-				break;
-			if (r->phase != P_RUNNING)
-				break; /* it was the newest: preempted itself */
-		}
-		if (err)
-			return err;
-		if (r->phase != P_RUNNING) {
-			k = (uint32_t)-1; /* the list changed: start over */
-			continue;
-		}
-		if (ret)
-			return kverr(e, ret, "kvmm_seq_reserve", i);
-	}
-	for (;;) {
-		nb = 0;
-		for (uint32_t k = 0; k < e->nrun; k++) {
-			struct req *r = &e->r[e->run[k]];
-
-			if (!r->chunk)
-				continue;
-			e->batch_req[nb] = e->run[k];
-			e->batch[nb++] = (struct kvmm_step_entry){r->seq, r->kv_len + r->chunk};
-		}
-		if (!nb)
-			return 0;
-		ret = KV(e, kvmm_step(e->c, e->batch, nb));
-		if (ret != -ENOMEM)
-			break;
-		*preempted = true;
-		if (!make_room(e, &err))
-			return err ? err
-				   : kverr(e, ret, "kvmm_step with nothing left to free",
-					   e->run[0]);
-	}
-	if (ret)
-		return kverr(e, ret, "kvmm_step", e->batch_req[0]);
-	return 0;
-}
-
-static void undo_admission(struct engine *e, uint32_t i)
-{
-	KV(e, kvmm_seq_close(e->c, e->r[i].seq));
-	/* Unpin what was restored: it may be what the head is short of. */
-	sim_tiers_release(&e->tiers, &e->r[i].rs);
-	e->r[i].kv_len = e->r[i].matched = 0;
-}
-
-/* Phase 2: admit queued requests in order while memory and slots last.
- * 1: admitted; 0: the head does not fit now; < 0 error. */
-static int admit_one(struct engine *e, uint32_t i, uint32_t budget)
-{
-	const struct sim_request *q = &e->t->req[i];
-	struct req *r = &e->r[i];
-	struct kvmm_prefix_handle *h = NULL;
-	struct kvmm_prefix_stats before, after;
-	struct kvmm_ns ns = ns_of(e, i);
-	uint64_t by_tier[SIM_TIERS] = {0};
-	uint32_t matched = 0, chunk, tpb = e->info.tokens_per_block;
-	int ret;
-
-	ret = ensure_tokens(e, i);
-	if (ret)
-		return ret;
-	r->target = q->input_len + r->generated;
-	if (e->pol->prefix) {
-		/* The last token is always computed: it gives the logits. */
-		ret = KV(e, kvmm_prefix_match(e->c, &ns, r->tok, r->target - 1, &h, &matched));
-		if (ret)
-			return kverr(e, ret, "kvmm_prefix_match", i);
-		if (e->tiers.on && matched < r->target - 1 && !r->rs.pf) {
-			/* Bring back what the host pool and the disk hold. */
-			KV(e, (kvmm_prefix_release(e->c, h), 0));
-			h = NULL;
-			ret = sim_tiers_restore(&e->tiers, &ns, r->tok, r->target - 1, e->now,
-						&r->rs);
-			if (ret)
-				return kverr(e, ret, "restoring from the tiers", i);
-			ret = KV(e,
-				 kvmm_prefix_match(e->c, &ns, r->tok, r->target - 1, &h, &matched));
-			if (ret)
-				return kverr(e, ret, "kvmm_prefix_match", i);
-		}
-		sim_tiers_split(&r->rs, matched, by_tier);
-	}
-	/* Hint: what this admission reserves now (the mapper maps that much
-	 * ahead); decode growth comes later, a block at a time. */
-	chunk = r->target - matched;
-	if (chunk > budget)
-		chunk = budget;
-	ret = KV(e, kvmm_seq_open(e->c, matched + chunk, &r->seq));
-	if (ret) {
-		KV(e, (kvmm_prefix_release(e->c, h), 0));
-		sim_tiers_release(&e->tiers, &r->rs);
-		return ret == -ENOSPC ? 0 : kverr(e, ret, "kvmm_seq_open", i);
-	}
-	if (h) {
-		kvmm_prefix_stats(e->c, &before);
-		while ((ret = KV(e, kvmm_seq_attach_prefix(e->c, r->seq, h, e->pol->attach))) ==
-			       -ENOMEM &&
-		       KV(e, kvmm_prefix_evict(e->c, 64)) > 0)
-			;
-		KV(e, (kvmm_prefix_release(e->c, h), 0));
-		if (ret == -ENOMEM) {
-			undo_admission(e, i);
-			return 0;
-		}
-		if (ret)
-			return kverr(e, ret, "kvmm_seq_attach_prefix", i);
-		/* A copy attach copies every block; an alias copies only a
-		 * partial last block (copy-on-write). */
-		kvmm_prefix_stats(e->c, &after);
-		if (after.attach_copy > before.attach_copy)
-			e->res->bytes_moved[SIM_MOVE_ATTACH_COPY] +=
-				(uint64_t)((matched + tpb - 1) / tpb) * e->info.block_bytes;
-		else if (matched % tpb)
-			e->res->bytes_moved[SIM_MOVE_ATTACH_COPY] += e->info.block_bytes;
-	}
-	while ((ret = KV(e, kvmm_seq_reserve(e->c, r->seq, matched + chunk))) == -ENOMEM &&
-	       e->pol->prefix && KV(e, kvmm_prefix_evict(e->c, 64)) > 0)
-		;
-	if (ret == -ENOMEM) {
-		undo_admission(e, i);
-		return 0;
-	}
-	if (ret)
-		return kverr(e, ret, "kvmm_seq_reserve", i);
-	r->matched = matched;
-	r->kv_len = matched;
-	r->computed = 0;
-	r->chunk = chunk;
-	memcpy(r->by_tier, by_tier, sizeof(by_tier));
-	/* Attached: the restore's pins are the sequence's now. */
-	sim_tiers_admit(&e->tiers, e->now, &r->rs);
-	sim_tiers_release(&e->tiers, &r->rs);
-	r->phase = P_RUNNING;
-	e->run[e->nrun++] = i;
-	return 1;
-}
-
-static int admit(struct engine *e, uint32_t budget)
-{
-	uint32_t nb = 0;
-	int ret = 0;
-
-	while (e->qlen && e->nrun < e->cfg->max_seqs && budget && !e->admit_blocked) {
-		uint32_t i = q_at(e, 0);
-
-		ret = admit_one(e, i, budget);
-		if (ret < 0)
-			return ret;
-		if (!ret) {
-			e->admit_blocked = true; /* the head waits: FIFO, no overtaking */
-			break;
-		}
-		q_pop_front(e);
-		budget -= e->r[i].chunk;
-		e->batch[nb] =
-			(struct kvmm_step_entry){e->r[i].seq, e->r[i].kv_len + e->r[i].chunk};
-		e->batch_req[nb++] = i;
-	}
-	if (nb) {
-		/* Reserved above: declaring the lengths cannot run out. */
-		ret = KV(e, kvmm_step(e->c, e->batch, nb));
-		if (ret)
-			return kverr(e, ret, "kvmm_step (admission)", e->batch_req[0]);
-	}
-	return 0;
-}
-
-/* Look-ahead: hint the prefixes of the first queued requests so that they
- * are evicted last (AttentionStore's scheduler-aware eviction) and restore
- * what the tiers hold of them while they wait.  Restored blocks stay
- * pinned until admission, so only the first requests holding a quarter of
- * the GPU budget between them are served. */
-static int lookahead(struct engine *e)
-{
-	uint32_t w = e->qlen < e->cfg->lookahead ? e->qlen : e->cfg->lookahead;
-	uint64_t room = e->cfg->gpu_kv_bytes / 4 / e->mg.kv_bytes_per_token;
-	int ret;
-
-	for (uint32_t k = 0; k < w; k++) {
-		uint32_t i = q_at(e, k);
-		struct req *r = &e->r[i];
-		struct kvmm_ns ns = ns_of(e, i);
-		uint32_t n = e->t->req[i].input_len + r->generated - 1;
-
-		if (n > room)
-			break;
-		room -= n;
-		/* Hints expire; renew them every few (simulated) seconds. */
-		if (r->hinted_at >= 0 && e->now - r->hinted_at < 5000000000ll)
-			continue;
-		ret = ensure_tokens(e, i);
-		if (ret)
-			return ret;
-		if (n) {
-			ret = KV(e, kvmm_prefix_hint(e->c, &ns, r->tok, n, sim_clock(e)));
-			if (ret < 0)
-				return kverr(e, ret, "kvmm_prefix_hint", i);
-			if (!r->rs.tried) {
-				ret = sim_tiers_restore(&e->tiers, &ns, r->tok, n, e->now, &r->rs);
-				if (ret)
-					return kverr(e, ret, "prefetch", i);
-			}
-		}
-		r->hinted_at = e->now;
-	}
-	return 0;
 }
 
 /* ---- time ----------------------------------------------------------------------- */
@@ -760,15 +304,15 @@ static int finish(struct engine *e, uint32_t i)
 	int ret;
 
 	if (e->pol->prefix) {
-		struct kvmm_ns ns = ns_of(e, i);
+		struct kvmm_ns ns = eng_ns(e, i);
 
 		ret = KV(e, kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
 		if (ret < 0)
-			return kverr(e, ret, "kvmm_prefix_insert", i);
+			return eng_kverr(e, ret, "kvmm_prefix_insert", i);
 	}
 	ret = KV(e, kvmm_seq_close(e->c, r->seq));
 	if (ret)
-		return kverr(e, ret, "kvmm_seq_close", i);
+		return eng_kverr(e, ret, "kvmm_seq_close", i);
 	CHECK(e, r->kv_len == q->input_len + q->output_len - 1,
 	      "request %u finished with %u KV tokens, expected %u", i, r->kv_len,
 	      q->input_len + q->output_len - 1);
@@ -784,7 +328,7 @@ static int finish(struct engine *e, uint32_t i)
 
 		n->arrival = e->now +
 			     (int64_t)((double)e->t->req[r->next].think_ns / e->cfg->time_scale);
-		heap_push(e, (uint32_t)r->next);
+		eng_heap_push(e, (uint32_t)r->next);
 	}
 	return 0;
 }
@@ -813,12 +357,12 @@ static int emit(struct engine *e)
 				e->res->recomputed_tokens += r->chunk;
 			produced = r->kv_len == r->target;
 			if (e->pol->prefix) {
-				struct kvmm_ns ns = ns_of(e, i);
+				struct kvmm_ns ns = eng_ns(e, i);
 
 				ret = KV(e,
 					 kvmm_prefix_insert(e->c, r->seq, &ns, r->tok, r->kv_len));
 				if (ret < 0)
-					return kverr(e, ret, "kvmm_prefix_insert", i);
+					return eng_kverr(e, ret, "kvmm_prefix_insert", i);
 			}
 			if (produced)
 				CHECK(e, r->matched + r->computed == r->target,
@@ -845,7 +389,7 @@ static int emit(struct engine *e)
 			r->last_tok = e->now;
 		}
 		if (r->generated == q->output_len) {
-			run_remove(e, i);
+			eng_run_remove(e, i);
 			ret = finish(e, i);
 			if (ret)
 				return ret;
@@ -902,11 +446,11 @@ static int iterate(struct engine *e)
 	double compute, mem, xfer, dt;
 	int ret;
 
-	ret = grow_running(e, &budget, &preempted);
+	ret = eng_grow_running(e, &budget, &preempted);
 	if (ret)
 		return ret;
 	if (!preempted) {
-		ret = admit(e, budget);
+		ret = eng_admit(e, budget);
 		if (ret)
 			return ret;
 	}
@@ -918,7 +462,7 @@ static int iterate(struct engine *e)
 				     r->kv_len + r->chunk >= r->target);
 	}
 	if (!w.new_tokens) {
-		uint32_t i = e->qlen ? q_at(e, 0) : 0;
+		uint32_t i = e->qlen ? eng_q_at(e, 0) : 0;
 		char name[64];
 
 		if (e->nrun || !e->qlen)
@@ -936,7 +480,7 @@ static int iterate(struct engine *e)
 		return sim_errf(e->err, -ENOSPC,
 				"--gpu-kv-bytes: %s cannot be admitted even with nothing else "
 				"running",
-				req_name(e, i, name, sizeof(name)));
+				eng_req_name(e, i, name, sizeof(name)));
 	}
 	compute = sim_roofline(e->cfg->model, e->cfg->machine, &w, &parts);
 	e->res->attn_decode_s += parts.attn_decode_s;
@@ -973,10 +517,10 @@ static int loop(struct engine *e)
 
 	while (e->finished < n) {
 		while (e->nheap && e->r[e->heap[0]].arrival <= e->now) {
-			uint32_t i = heap_pop(e);
+			uint32_t i = eng_heap_pop(e);
 
 			e->r[i].phase = P_QUEUED;
-			q_push_back(e, i);
+			eng_q_push_back(e, i);
 		}
 		if (!e->nrun && !e->qlen) {
 			if (!e->nheap)
@@ -985,7 +529,7 @@ static int loop(struct engine *e)
 			continue;
 		}
 		if (e->pol->lookahead) {
-			ret = lookahead(e);
+			ret = eng_lookahead(e);
 			if (ret)
 				return ret;
 		}
