@@ -3,14 +3,18 @@
  * pool.c - a pool: its pages, where they come from, and their states.
  *
  * A pool page is 2^order PAGE_SIZE pages, allocated at once on the pool's
- * node (__GFP_THISNODE: no silent fallback to another node), zeroed,
+ * node (__GFP_THISNODE: no silent fallback to another node), zeroed and
  * charged to the creator's memory cgroup (__GFP_ACCOUNT under the pool's
- * memcg), and split into independent PAGE_SIZE pages so each can be mapped
- * by a PTE and pinned by get_user_pages() like any other page (what
- * cuMemHostRegister() needs).  pages[i] is the first of them; the pool
- * holds one reference on each.  A mapping takes its own references through
- * the fault handler, so a page stays valid for whoever maps or pins it even
- * after the pool lets it go.
+ * memcg).  A 2 MiB page stays one compound page, as a THP of the page cache
+ * is: the fault handler hands out its PAGE_SIZE subpages, and the core
+ * fault code maps the whole page with one PMD where the mapping is aligned
+ * (do_set_pmd() from finish_fault()), with PTEs elsewhere.  Either way it is
+ * an ordinary page that get_user_pages() can pin (what cuMemHostRegister()
+ * needs).  pages[i] is the page (the head of a compound one); the pool holds
+ * one reference on it.  Every mapping and pin of any subpage holds its own
+ * reference on the same compound page, so a page stays valid for whoever
+ * maps or pins it even after the pool lets it go, and "the pool holds the
+ * only reference" is one page_count() test.
  */
 #include <linux/bitmap.h>
 #include <linux/capability.h>
@@ -115,6 +119,8 @@ static struct page *kvmm_page_alloc(struct kvmm_pool *pool)
 	 * (populate) or SIGBUS (fault), as hugetlbfs does.
 	 */
 	gfp |= __GFP_RETRY_MAYFAIL;
+	if (pool->order)
+		gfp |= __GFP_COMP;
 	old = set_active_memcg(pool->memcg);
 	if (pool->nid == NUMA_NO_NODE)
 		page = alloc_pages(gfp, pool->order);	/* the task's mempolicy */
@@ -125,18 +131,13 @@ static struct page *kvmm_page_alloc(struct kvmm_pool *pool)
 		atomic64_inc(&kvmm_alloc_failures);
 		return NULL;
 	}
-	if (pool->order)
-		split_page(page, pool->order);
 	atomic_long_add(1L << pool->order, &kvmm_pages_allocated);
 	return page;
 }
 
 static void kvmm_page_release(struct kvmm_pool *pool, struct page *page)
 {
-	unsigned long i;
-
-	for (i = 0; i < (1UL << pool->order); i++)
-		put_page(nth_page(page, i));
+	put_page(page);
 	atomic_long_sub(1L << pool->order, &kvmm_pages_allocated);
 }
 
@@ -171,6 +172,12 @@ static void kvmm_set_state_locked(struct kvmm_pool *pool, unsigned long idx, uns
 /* Give page idx the memory in page; a FREE page becomes HOT. */
 static void kvmm_install_locked(struct kvmm_pool *pool, unsigned long idx, struct page *page)
 {
+	/*
+	 * The file offset, as the page cache would have it: newer kernels'
+	 * finish_fault() compares a large folio's index range with i_size
+	 * before mapping it with a PMD.  Nothing else reads it.
+	 */
+	page->index = idx << pool->order;
 	pool->pages[idx] = page;
 	WRITE_ONCE(pool->nr_present, pool->nr_present + 1);
 	if (pool->state[idx] == KVMM_PAGE_FREE)
@@ -314,14 +321,10 @@ struct page *kvmm_pool_get_page(struct kvmm_pool *pool, unsigned long pgoff)
  * kvmm_try_unmap() for the one lock it may only try.  Returns the
  * PAGE_SIZE pages freed.
  */
-static bool kvmm_page_exclusive(struct kvmm_pool *pool, struct page *page)
+static bool kvmm_page_exclusive(struct page *page)
 {
-	unsigned long i;
-
-	for (i = 0; i < (1UL << pool->order); i++)
-		if (page_count(nth_page(page, i)) != 1)
-			return false;
-	return true;
+	/* mappings and pins of any subpage count on the compound page */
+	return page_count(page) == 1;
 }
 
 static bool kvmm_try_unmap(struct kvmm_pool *pool, unsigned long idx)
@@ -379,7 +382,7 @@ unsigned long kvmm_pool_reclaim(struct kvmm_pool *pool, int nid, unsigned long n
 			(*scanned)++;
 			if (!kvmm_try_unmap(pool, idx))
 				goto out;
-			if (!kvmm_page_exclusive(pool, page)) {
+			if (!kvmm_page_exclusive(page)) {
 				(*busy)++;
 				continue;
 			}

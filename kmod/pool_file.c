@@ -6,10 +6,23 @@
  * secretmem and dma-buf do), so its mappings hang off its own
  * address_space and unmap_mapping_range() reaches exactly them when pages
  * are freed or reclaimed.  Each open of a pool is a new file on that inode.
+ *
+ * 2 MiB pool pages are mapped with one PMD each where the mapping allows
+ * it: the fault handler returns the subpage asked for of the compound pool
+ * page, and finish_fault() maps the whole page with do_set_pmd() when the
+ * VMA covers the 2 MiB-aligned address range around the fault and its file
+ * offset has the same alignment (transhuge_vma_suitable()); otherwise, and
+ * on kernels without CONFIG_TRANSPARENT_HUGEPAGE, it maps that subpage with
+ * a PTE.  This is how shmem and the page cache map their THPs on 6.1, where
+ * ->huge_fault() is only called for anonymous and DAX mappings.  Unmapping
+ * (FREE, reclaim, munmap) zaps a PMD like any file THP's, and splitting a
+ * PMD-mapped file page (partial munmap or mprotect) only unmaps it: the next
+ * touch faults it in again.  mmap() without an address places mappings of
+ * 2 MiB or more at a suitable address (thp_get_unmapped_area()).
  */
 #include <linux/file.h>
 #include <linux/fs.h>
-#include <linux/mm.h>
+#include <linux/mm.h>		/* and huge_mm.h, which needs it first */
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
@@ -68,7 +81,12 @@ static vm_fault_t kvmm_pool_fault(struct vm_fault *vmf)
 	struct kvmm_pool *pool = vmf->vma->vm_file->private_data;
 	struct page *page;
 
-	/* mmap() kept the VMA inside the pool and VM_DONTEXPAND keeps it so */
+	/*
+	 * mmap() kept the VMA inside the pool and VM_DONTEXPAND keeps it so.
+	 * The subpage at pgoff, with a reference the mapping takes over:
+	 * finish_fault() maps either it (PTE) or its whole compound page
+	 * (PMD, where it is suitably aligned).
+	 */
 	page = kvmm_pool_get_page(pool, vmf->pgoff);
 	if (!page)
 		return VM_FAULT_SIGBUS;	/* no memory on the node or in the memcg */
@@ -136,6 +154,8 @@ static const struct file_operations kvmm_pool_fops = {
 	.owner = THIS_MODULE,
 	.release = kvmm_pool_release_file,
 	.mmap = kvmm_pool_mmap,
+	/* NULL without CONFIG_TRANSPARENT_HUGEPAGE: the default placement */
+	.get_unmapped_area = thp_get_unmapped_area,
 	.unlocked_ioctl = kvmm_pool_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = KVMM_NO_LLSEEK,

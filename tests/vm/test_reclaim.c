@@ -22,8 +22,8 @@
 #include "vmt.h"
 
 #define MIB	  (1ull << 20)
-#define PAGE	  4096ull
 #define SHRINK	  "/sys/kernel/debug/kvmm/shrink"
+#define PAGE	  4096ull
 #define MPOL_BIND 2
 
 struct status_map {
@@ -43,24 +43,6 @@ static int map_status(int fd, uint64_t pages, struct status_map *m)
 	m->st = p;
 	m->gen = (const volatile uint32_t *)((const char *)p + m->st->gen_offset);
 	return 0;
-}
-
-/* Run the shrinker: "node nr" into debugfs; the pages it freed. */
-static long long shrink(int node, unsigned long nr)
-{
-	char buf[64];
-	long long freed = -1;
-	int r;
-
-	snprintf(buf, sizeof(buf), "%d %lu", node, nr);
-	r = vmt_write(buf, SHRINK);
-	if (r)
-		return r;
-	if (vmt_read_str(buf, sizeof(buf), SHRINK))
-		return -EIO;
-	if (sscanf(buf, "node %*d count %*u freed %lld", &freed) != 1)
-		return -EIO;
-	return freed;
 }
 
 FIXTURE(reclaim)
@@ -153,7 +135,7 @@ TEST_F(reclaim, drops_cold_pages_only)
 	/* first half COLD, second half HOT */
 	ASSERT_EQ(vmt_set_state(self->fd, 0, half, KVMM_PAGE_COLD), half);
 	EXPECT_EQ(vmt_read_ll(KVMM_SYSFS "/pages_cold"), half);
-	freed = shrink(-1, 1ul << 30);
+	freed = vmt_shrink(-1, 1ul << 30);
 	EXPECT_EQ(freed, (long long)(half * ps / PAGE));
 	/* the owner sees exactly the cold pages as dropped */
 	EXPECT_EQ(self->sm.st->seq, half);
@@ -179,7 +161,7 @@ TEST_F(reclaim, drops_cold_pages_only)
 	EXPECT_EQ(vmt_read_ll(KVMM_SYSFS "/pools/rc/pages_reclaimed"), (long long)half);
 	EXPECT_EQ(vmt_read_ll(KVMM_SYSFS "/reclaim/reclaimed_pages") - base, freed);
 	/* nothing cold left: nothing more goes */
-	EXPECT_EQ(shrink(-1, 1ul << 30), 0);
+	EXPECT_EQ(vmt_shrink(-1, 1ul << 30), 0);
 	EXPECT_EQ(vmt_check(self->p + half * ps, self->len / 2, 77 + half * ps / 8), -1);
 }
 
@@ -189,12 +171,12 @@ TEST_F(reclaim, only_the_node_asked_for)
 	size_t ps = 1ul << variant->shift;
 
 	ASSERT_EQ(vmt_set_state(self->fd, 0, self->pages, KVMM_PAGE_COLD), self->pages);
-	EXPECT_EQ(shrink(other, 1ul << 30), 0);
+	EXPECT_EQ(vmt_shrink(other, 1ul << 30), 0);
 	EXPECT_EQ(self->sm.st->seq, 0);
 	/* a partial scan takes about what was asked, in whole pool pages */
-	EXPECT_EQ(shrink(variant->node, ps / PAGE), (long long)(ps / PAGE));
+	EXPECT_EQ(vmt_shrink(variant->node, ps / PAGE), (long long)(ps / PAGE));
 	EXPECT_EQ(self->sm.st->dropped, 1);
-	EXPECT_EQ(shrink(variant->node, 1ul << 30), (long long)((self->pages - 1) * ps / PAGE));
+	EXPECT_EQ(vmt_shrink(variant->node, 1ul << 30), (long long)((self->pages - 1) * ps / PAGE));
 	EXPECT_EQ(self->sm.st->dropped, self->pages);
 }
 
@@ -210,7 +192,7 @@ TEST_F(reclaim, pinned_pages_are_busy)
 	ASSERT_EQ(pipe(pipefd), 0);
 	ASSERT_EQ(vmsplice(pipefd[1], &iov, 1, 0), (ssize_t)PAGE);
 	ASSERT_EQ(vmt_set_state(self->fd, 0, 2, KVMM_PAGE_COLD), 2);
-	EXPECT_EQ(shrink(variant->node, 1ul << 30), (long long)(ps / PAGE));
+	EXPECT_EQ(vmt_shrink(variant->node, 1ul << 30), (long long)(ps / PAGE));
 	EXPECT_EQ(self->sm.gen[0], 0);
 	EXPECT_EQ(self->sm.gen[1], 1);
 	EXPECT_GT(vmt_read_ll(KVMM_SYSFS "/reclaim/busy"), busy0);
@@ -219,7 +201,7 @@ TEST_F(reclaim, pinned_pages_are_busy)
 	/* unpinned, it can go */
 	ASSERT_EQ(read(pipefd[0], drain, sizeof(drain)), (ssize_t)PAGE);
 	EXPECT_EQ(vmt_check(drain, PAGE, 77), -1);
-	EXPECT_EQ(shrink(variant->node, 1ul << 30), (long long)(ps / PAGE));
+	EXPECT_EQ(vmt_shrink(variant->node, 1ul << 30), (long long)(ps / PAGE));
 	EXPECT_EQ(self->sm.gen[0], 1);
 	close(pipefd[0]);
 	close(pipefd[1]);
@@ -235,14 +217,14 @@ TEST_F(reclaim, eventfd)
 	ASSERT_EQ(vmt_ioctl(self->fd, KVMM_IOC_POOL_SET_EVENTFD, &e), 0);
 	EXPECT_EQ(read(efd, &v, sizeof(v)), -1); /* nothing yet */
 	ASSERT_EQ(vmt_set_state(self->fd, 0, 1, KVMM_PAGE_COLD), 1);
-	EXPECT_GT(shrink(-1, 1ul << 30), 0);
+	EXPECT_GT(vmt_shrink(-1, 1ul << 30), 0);
 	ASSERT_EQ(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
 	EXPECT_GE(v, 1);
 	/* -1 removes it */
 	e.fd = -1;
 	ASSERT_EQ(vmt_ioctl(self->fd, KVMM_IOC_POOL_SET_EVENTFD, &e), 0);
 	ASSERT_EQ(vmt_set_state(self->fd, 1, 1, KVMM_PAGE_COLD), 1);
-	EXPECT_GT(shrink(-1, 1ul << 30), 0);
+	EXPECT_GT(vmt_shrink(-1, 1ul << 30), 0);
 	EXPECT_EQ(read(efd, &v, sizeof(v)), -1);
 	/* rejections */
 	e.fd = 9999;
@@ -267,7 +249,7 @@ TEST_F(reclaim, eventfd)
 TEST_F(reclaim, free_and_hot_are_never_taken)
 {
 	ASSERT_EQ(vmt_set_state(self->fd, 0, self->pages / 2, KVMM_PAGE_FREE), self->pages / 2);
-	EXPECT_EQ(shrink(-1, 1ul << 30), 0);
+	EXPECT_EQ(vmt_shrink(-1, 1ul << 30), 0);
 	EXPECT_EQ(self->sm.st->seq, 0);
 	EXPECT_EQ(vmt_check(self->p + self->len / 2, self->len / 2, 77 + (self->len / 2) / 8), -1);
 }
@@ -300,11 +282,11 @@ TEST(io_uring_fixed_buffers)
 		       strerror(errno));
 	} else {
 		ASSERT_EQ(vmt_set_state(fd, 0, 16, KVMM_PAGE_COLD), 16);
-		EXPECT_EQ(shrink(0, 1ul << 30), 0);
+		EXPECT_EQ(vmt_shrink(0, 1ul << 30), 0);
 		EXPECT_EQ(vmt_check(p, 0, 0), -1);
 		EXPECT_EQ(syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, NULL, 0),
 			  0);
-		EXPECT_EQ(shrink(0, 1ul << 30), 16);
+		EXPECT_EQ(vmt_shrink(0, 1ul << 30), 16);
 	}
 	close(ring);
 	munmap(p, 16 * PAGE);
@@ -318,7 +300,7 @@ TEST(debugfs_trigger_rejects_bad_input)
 	EXPECT_EQ(vmt_write("7 10", SHRINK), -EINVAL);
 	EXPECT_EQ(vmt_write("-5 10", SHRINK), -EINVAL);
 	EXPECT_EQ(vmt_write("0", SHRINK), -EINVAL);
-	EXPECT_EQ(shrink(0, 10), 0);
+	EXPECT_EQ(vmt_shrink(0, 10), 0);
 }
 
 /* The owner's side of the contract: page data goes to disk, the page is
@@ -345,7 +327,7 @@ TEST(miss_restored_from_disk)
 	/* spill: O_DIRECT straight from the pool pages */
 	ASSERT_EQ(pwrite(disk, p, 8 * PAGE, 0), (ssize_t)(8 * PAGE));
 	ASSERT_EQ(vmt_set_state(fd, 0, 8, KVMM_PAGE_COLD), 8);
-	ASSERT_EQ(shrink(0, 1ul << 30), 8);
+	ASSERT_EQ(vmt_shrink(0, 1ul << 30), 8);
 	/* the reader checks generations before trusting the pages */
 	for (int i = 0; i < 8; i++) {
 		if (sm.gen[i] == gen_at_fill[i])

@@ -2,6 +2,7 @@
 /* vmt.c - helpers shared by the VM tests (see vmt.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
@@ -338,6 +339,24 @@ int vmt_load(const char *params)
 	return r;
 }
 
+long long vmt_shrink(int node, unsigned long nr)
+{
+	const char *path = "/sys/kernel/debug/kvmm/shrink";
+	long long freed = -1;
+	char buf[64];
+	int r;
+
+	snprintf(buf, sizeof(buf), "%d %lu", node, nr);
+	r = vmt_write(buf, "%s", path);
+	if (r)
+		return r;
+	if (vmt_read_str(buf, sizeof(buf), "%s", path))
+		return -EIO;
+	if (sscanf(buf, "node %*d count %*u freed %lld", &freed) != 1)
+		return -EIO;
+	return freed;
+}
+
 static uint64_t vmt_mix(uint64_t x)
 {
 	x ^= x >> 33;
@@ -377,6 +396,50 @@ int vmt_page_nodes(void *p, size_t len, int *nodes)
 	r = syscall(SYS_move_pages, 0, n, pages, NULL, nodes, 0);
 	free(pages);
 	return r ? -errno : 0;
+}
+
+long long vmt_smaps_kb(const void *addr, const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	size_t flen = strlen(field);
+	long long kb = -ENOENT;
+	bool in = false;
+	char line[512];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		size_t tok = strcspn(line, " \n");
+		unsigned long start;
+
+		if (tok && line[tok - 1] != ':') {
+			/* a mapping's header: "start-end perms offset dev inode path" */
+			in = sscanf(line, "%lx-", &start) == 1 && start == (uintptr_t)addr;
+		} else if (in && tok == flen + 1 && !strncmp(line, field, flen)) {
+			sscanf(line + tok, "%lld", &kb);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
+long long vmt_meminfo_kb(const char *field)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	size_t flen = strlen(field);
+	long long kb = -ENOENT;
+	char line[256];
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, flen) && line[flen] == ':') {
+			sscanf(line + flen + 1, "%lld", &kb);
+			break;
+		}
+	fclose(f);
+	return kb;
 }
 
 static void vmt_slurp(int fd, char *buf, size_t len)

@@ -68,12 +68,21 @@ int vmt_unload(void);
 /* one delete_module(O_NONBLOCK) attempt: 0 or -errno (-EWOULDBLOCK: in use) */
 int vmt_try_unload(void);
 int vmt_load(const char *params);
+/* Run kvmm's shrinker through debugfs ("node nr"; node -1: every node):
+ * the PAGE_SIZE pages it freed, or -errno */
+long long vmt_shrink(int node, unsigned long nr);
 /* Fill / check memory with a pattern derived from seed */
 void vmt_fill(void *p, size_t len, uint64_t seed);
 /* offset of the first mismatch, or -1 when p holds the pattern */
 long vmt_check(const void *p, size_t len, uint64_t seed);
 /* NUMA node of each page of [p, p + len), via move_pages(2); -errno */
 int vmt_page_nodes(void *p, size_t len, int *nodes);
+/* The field ("Rss", "FilePmdMapped", ...) of the mapping that starts at
+ * addr in /proc/self/smaps, in kB; -errno (-ENOENT: no such mapping or
+ * field) */
+long long vmt_smaps_kb(const void *addr, const char *field);
+/* A line "field: N kB" of /proc/meminfo, in kB; -errno */
+long long vmt_meminfo_kb(const char *field);
 
 /* Run the shell command cmd; its exit status (or -1), stdout and stderr
  * (NUL-terminated, truncated to their sizes). */
