@@ -635,6 +635,14 @@ static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, const uint3
 int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
 	      const uint64_t *blocks, struct pt_insert_result *res, struct pt_handle **pin_out)
 {
+	return pt_insert_flags(t, ns, tokens, n, blocks, 0, res, pin_out);
+}
+
+int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+		    const uint64_t *blocks, uint32_t flags, struct pt_insert_result *res,
+		    struct pt_handle **pin_out)
+{
+	const bool admit = t && t->cfg.admit_hits > 1 && !(flags & PT_INSERT_ADMITTED);
 	const uint32_t B = t ? t->B : 1;
 	struct pt_insert_result r = {0};
 	struct pt_victim_rec *victims = NULL, **vtail = &victims;
@@ -647,7 +655,7 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 	bool created, split;
 	int ret = 0;
 
-	if (!t || !ns || (n && !tokens) || (n >= B && !blocks))
+	if (!t || !ns || (n && !tokens) || (n >= B && !blocks) || (flags & ~PT_INSERT_ADMITTED))
 		return -EINVAL;
 	nb = n / B;
 	if (pin_out)
@@ -675,7 +683,7 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 		goto nomem;
 	if (k && !(nn = node_alloc(t, k)))
 		goto nomem;
-	if (k && t->cfg.admit_hits > 1 && !(keys = malloc(k * sizeof(*keys))))
+	if (k && admit && !(keys = malloc(k * sizeof(*keys))))
 		goto nomem;
 	if (pin_out && w.full + k && !(hd = handle_alloc(w.full + k)))
 		goto nomem;
@@ -686,7 +694,7 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 	}
 	if (!attach->is_root)
 		touch(t, attach);
-	if (k && t->cfg.admit_hits > 1) {
+	if (k && admit) {
 		uint32_t ok = admit_count(t, root, tokens, w.full, w.full + k, keys);
 
 		r.rejected_admit = k - ok;

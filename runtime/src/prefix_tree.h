@@ -172,6 +172,13 @@ uint32_t pt_probe(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *t
  */
 int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
 	      const uint64_t *blocks, struct pt_insert_result *res, struct pt_handle **pin);
+/* pt_insert with flags: PT_INSERT_ADMITTED skips admission counting (the
+ * tier layer restoring blocks that were admitted before they were
+ * spilled: restored KV is always taken back). */
+#define PT_INSERT_ADMITTED (1u << 0)
+int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+		    const uint64_t *blocks, uint32_t flags, struct pt_insert_result *res,
+		    struct pt_handle **pin);
 
 /*
  * tokens[0..n) in ns will be needed at when_ns (the tree's clock): its

@@ -401,7 +401,9 @@ static void insert_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 	} else {
 		for (uint32_t i = 0; i < upto; i++)
 			ids[i] = i >= lo ? pf->blks[i] : PT_NO_BLOCK;
-		ret = pt_insert(t->p->tree, &pf->ns, pf->tokens, upto * c->g.tpb, ids, &res, &pin);
+		/* restored KV was admitted before it was spilled */
+		ret = pt_insert_flags(t->p->tree, &pf->ns, pf->tokens, upto * c->g.tpb, ids,
+				      PT_INSERT_ADMITTED, &res, &pin);
 	}
 	free(ids);
 	/* ours that the tree did not adopt go back (cached by someone else

@@ -302,6 +302,63 @@ START_TEST(test_corrupt_record_not_served)
 }
 END_TEST
 
+/* A prefix cache with admit_hits > 1 caches a prefix only on its
+ * admit_hits-th insert; restored KV was admitted before it was spilled and
+ * must always be taken back (progressive and layer-wise restores). */
+START_TEST(test_restore_bypasses_admission)
+{
+	struct kvmm_prefix_config pc = {.admit_hits = 3};
+	struct kvmm_tiers_config tc;
+	struct env e = {0};
+	uint32_t n, found, s;
+	struct kvmm_prefetch *pf;
+
+	e.be = ct_backend(CT_PAGE);
+	e.c = ct_make(e.be, _i, 3, -(NBLK + 2), 3 * (NBLK + 2) + NPROMPT * NBLK);
+	ck_assert_int_eq(kvmm_prefix_enable(e.c, &pc), 0);
+	{
+		struct kvmm_cache_info info;
+
+		kvmm_cache_get_info(e.c, &info);
+		e.tpb = info.tokens_per_block;
+		e.rec_bytes = tier_rec_bytes(e.tpb, info.block_bytes);
+	}
+	n = NBLK * e.tpb;
+	for (uint32_t p = 0; p < 2; p++)
+		for (uint32_t t = 0; t < n; t++)
+			e.tok[p][t] = 100000u * (p + 1) + t;
+	tc = tiers_cfg(&e, 4 * NBLK, 0);
+	ck_assert_int_eq(kvmm_tiers_enable(e.c, &tc), 0);
+	for (uint32_t p = 0; p < 2; p++) {
+		/* offered admit_hits times: cached on the last offer */
+		ck_assert_int_eq(kvmm_seq_open(e.c, n, &s), 0);
+		ck_assert_int_eq(ct_step1(e.c, s, n), 0);
+		ck_assert_int_eq(ct_write(e.c, s, p, 0, n), 0);
+		for (uint32_t k = 0; k < pc.admit_hits; k++)
+			kvmm_prefix_insert(e.c, s, NULL, e.tok[p], n);
+		ck_assert_int_eq(kvmm_seq_close(e.c, s), 0);
+		ck_assert_uint_eq(cached(&e, p), n);
+	}
+	ck_assert_int_eq(kvmm_prefix_evict(e.c, 1000), 2 * NBLK);
+	kvmm_tiers_flush(e.c);
+	ck_assert_uint_eq(cached(&e, 0), 0);
+	/* progressive */
+	ck_assert_uint_eq(restore_check(&e, 0, n), n);
+	ck_assert_uint_eq(cached(&e, 0), n);
+	/* layer-wise */
+	ck_assert_int_eq(
+		kvmm_prefix_prefetch(e.c, NULL, e.tok[1], n, KVMM_PREFETCH_LAYERWISE, &pf, &found),
+		0);
+	ck_assert_ptr_nonnull(pf);
+	ck_assert_int_eq(kvmm_prefetch_wait(e.c, pf, n, UINT64_MAX), (int64_t)n);
+	kvmm_prefetch_release(e.c, pf);
+	ck_assert_uint_eq(cached(&e, 1), n);
+	ck_assert_uint_eq(tstats(&e).restore_failures, 0);
+	ct_verify(e.c);
+	env_close(&e, true);
+}
+END_TEST
+
 /* Layer-wise: attach at once, wait per layer, read every layer. */
 START_TEST(test_layerwise_attach)
 {
@@ -509,6 +566,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_disk_admission, 0, 3);
 	tcase_add_loop_test(tc, test_corrupt_record_not_served, 0, 3);
 	tcase_add_loop_test(tc, test_layerwise_attach, 0, 6);
+	tcase_add_loop_test(tc, test_restore_bypasses_admission, 0, 3);
 	tcase_add_loop_test(tc, test_hint_prefetches, 0, 3);
 	tcase_add_test(tc, test_bad_args);
 	tcase_add_loop_test(tc, test_concurrent, 3, 6);
