@@ -8,6 +8,7 @@
 
 #include <linux/eventfd.h>
 #include <linux/fs.h>
+#include <linux/list_lru.h>
 #include <linux/mm.h>
 #include <linux/shrinker.h>
 #include <linux/sched.h>
@@ -45,12 +46,17 @@ static inline void kvmm_vm_flags_clear(struct vm_area_struct *vma, vm_flags_t fl
 /*
  * Shrinkers: 6.7 replaced the embedded struct shrinker and
  * register_shrinker() with shrinker_alloc(), shrinker_register() and
- * shrinker_free().  Both become "create" and "destroy" here.
+ * shrinker_free().  Here a shrinker is made in two steps, because a
+ * memcg-aware list_lru needs the shrinker's id in between:
+ * kvmm_shrinker_alloc() (6.7+: allocated, not yet called; 6.1: already
+ * registered, since 6.1 exports no way to get an id without registering,
+ * so the callbacks must cope with being called before the lru exists),
+ * then kvmm_shrinker_register().
  */
 static inline struct shrinker *
-kvmm_shrinker_create(const char *name, unsigned int flags, int seeks,
-		     unsigned long (*count)(struct shrinker *, struct shrink_control *),
-		     unsigned long (*scan)(struct shrinker *, struct shrink_control *))
+kvmm_shrinker_alloc(const char *name, unsigned int flags, int seeks,
+		    unsigned long (*count)(struct shrinker *, struct shrink_control *),
+		    unsigned long (*scan)(struct shrinker *, struct shrink_control *))
 {
 	struct shrinker *s;
 #if KVMM_KERNEL_GE(6, 7)
@@ -60,7 +66,6 @@ kvmm_shrinker_create(const char *name, unsigned int flags, int seeks,
 	s->count_objects = count;
 	s->scan_objects = scan;
 	s->seeks = seeks;
-	shrinker_register(s);
 #else
 	s = kzalloc(sizeof(*s), GFP_KERNEL);
 	if (!s)
@@ -77,6 +82,14 @@ kvmm_shrinker_create(const char *name, unsigned int flags, int seeks,
 	return s;
 }
 
+static inline void kvmm_shrinker_register(struct shrinker *s)
+{
+#if KVMM_KERNEL_GE(6, 7)
+	shrinker_register(s);
+#endif
+}
+
+/* After kvmm_shrinker_alloc(), registered or not. */
 static inline void kvmm_shrinker_destroy(struct shrinker *s)
 {
 	if (!s)
@@ -88,6 +101,39 @@ static inline void kvmm_shrinker_destroy(struct shrinker *s)
 	kfree(s);
 #endif
 }
+
+/*
+ * list_lru: 6.8 gave list_lru_add()/_del() explicit node and memcg
+ * arguments and kept the old behaviour (both taken from the item's own
+ * memory) as list_lru_add_obj()/_del_obj(), which kvmm relies on; 6.13
+ * stopped exporting list_lru_add() and dropped the lock argument of the
+ * walk callback.
+ */
+static inline bool kvmm_lru_add(struct list_lru *lru, struct list_head *item)
+{
+#if KVMM_KERNEL_GE(6, 8)
+	return list_lru_add_obj(lru, item);
+#else
+	return list_lru_add(lru, item);
+#endif
+}
+
+static inline bool kvmm_lru_del(struct list_lru *lru, struct list_head *item)
+{
+#if KVMM_KERNEL_GE(6, 8)
+	return list_lru_del_obj(lru, item);
+#else
+	return list_lru_del(lru, item);
+#endif
+}
+
+/* The parameters of a list_lru_walk_cb, named item, list and arg. */
+#if KVMM_KERNEL_GE(6, 13)
+#define KVMM_LRU_WALK_ARGS	struct list_head *item, struct list_lru_one *list, void *arg
+#else
+#define KVMM_LRU_WALK_ARGS	struct list_head *item, struct list_lru_one *list, \
+				spinlock_t *lock, void *arg
+#endif
 
 /*
  * Pages a shrinker frees count as reclaim progress only if it says so;

@@ -14,6 +14,7 @@
 #include <linux/cred.h>
 #include <linux/ctype.h>
 #include <linux/kernel.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>
 #include <linux/pci.h>
@@ -129,6 +130,12 @@ static int kvmm_get_info(struct kvmm_ucmd *ucmd)
 	cmd->api_version = KVMM_API_VERSION;
 	cmd->nr_node_ids = nr_node_ids;
 	cmd->features = KVMM_FEATURES;
+	/* without the memory controller there is only global reclaim */
+	if (!mem_cgroup_disabled())
+		cmd->features |= KVMM_FEATURE_MEMCG_RECLAIM;
+	/* do_set_pmd() is a stub without THP: 2 MiB pages get PTEs only */
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
+		cmd->features |= KVMM_FEATURE_PMD_MAP;
 	cmd->ioctls = kvmm_ioctl_mask();
 	cmd->page_sizes = BIT_ULL(PAGE_SHIFT) | BIT_ULL(PMD_SHIFT);
 	return kvmm_respond(ucmd, sizeof(*cmd));

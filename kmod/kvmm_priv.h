@@ -27,6 +27,7 @@
 
 struct eventfd_ctx;
 struct mem_cgroup;
+struct kvmm_cold_item;
 struct kvmm_pool_kobj;
 
 /*
@@ -59,8 +60,9 @@ extern struct kvmm_reclaim_stats kvmm_reclaim;
  * @mode, @uid, @gid, @memcg, @inode.
  *
  * @lock protects @pages, @state, @nr_state, @nr_present, @cold_map,
- * @nr_cold_present, @reclaim_cursor, @reclaimed, @gen, @status and
- * @evfd; the counters are also read without it (READ_ONCE) for statistics.
+ * @nr_cold_present, @reclaim_cursor, @reclaimed, @gen, @status, @evfd and
+ * the counts in @cold_items; the counters are also read without it
+ * (READ_ONCE) for statistics and by the shrinker.
  */
 struct kvmm_pool {
 	struct kref ref;
@@ -100,6 +102,10 @@ struct kvmm_pool {
 	size_t status_bytes;
 	u32 *gen;				/* in the status area */
 	struct eventfd_ctx *evfd;
+
+	/* shrinker.c: per node, what the memcg-aware shrinker finds */
+	struct kvmm_cold_item **cold_items;
+	void *cold_anchor;
 };
 
 struct kvmm_pool_params {
@@ -166,11 +172,14 @@ struct kvmm_pool *kvmm_registry_find(const char *name);
 struct kvmm_pool *kvmm_registry_next_cold(u64 *after_id, int nid);
 u64 kvmm_registry_uid_bytes(kuid_t uid);
 
-/* shrinker.c: the NUMA-aware shrinker and its debugfs trigger */
+/* shrinker.c: the NUMA- and memcg-aware shrinker and its debugfs trigger */
 int kvmm_shrinker_init(void);
 void kvmm_shrinker_exit(void);
+void kvmm_cold_exit(void);
 void kvmm_cold_check(void);
-void kvmm_cold_add(int nid, long pages);
+int kvmm_cold_pool_init(struct kvmm_pool *pool);
+void kvmm_cold_pool_exit(struct kvmm_pool *pool);
+void kvmm_cold_add(struct kvmm_pool *pool, int nid, long pages);
 
 /* sysfs.c: /sys/kernel/kvmm */
 int kvmm_sysfs_init(void);

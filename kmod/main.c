@@ -81,6 +81,7 @@ err_sysfs:
 	kvmm_sysfs_exit();
 err_shrinker:
 	kvmm_shrinker_exit();
+	kvmm_cold_exit();
 err_fs:
 	kvmm_pool_fs_exit();
 err_pool:
@@ -99,6 +100,7 @@ static void __exit kvmm_exit(void)
 	/* no fd is open (each pins the module): only persistent pools remain */
 	kvmm_registry_exit();
 	kvmm_cold_check();
+	kvmm_cold_exit();
 	kvmm_sysfs_exit();
 	kvmm_pool_fs_exit();
 	left = atomic_long_read(&kvmm_pages_allocated);

@@ -97,9 +97,16 @@ struct kvmm_pool *kvmm_pool_alloc(const struct kvmm_pool_params *p)
 	pool->memcg = get_mem_cgroup_from_mm(current->mm);
 	/* state[] is zeroed: every page starts FREE */
 	pool->nr_state[KVMM_PAGE_FREE] = nr;
+	ret = kvmm_cold_pool_init(pool);
+	if (ret)
+		goto err_memcg;
 	return pool;
 
+err_memcg:
+	mem_cgroup_put(pool->memcg);
+	iput(pool->inode);
 err:
+	kvmm_cold_pool_exit(pool);
 	vfree(pool->status);
 	kvfree(pool->cold_map);
 	kvfree(pool->state);
@@ -154,7 +161,7 @@ static void kvmm_cold_account(struct kvmm_pool *pool, unsigned long idx, bool co
 		WRITE_ONCE(pool->nr_cold_present, pool->nr_cold_present - 1);
 		n = -n;
 	}
-	kvmm_cold_add(page_to_nid(pool->pages[idx]), n);
+	kvmm_cold_add(pool, page_to_nid(pool->pages[idx]), n);
 }
 
 static void kvmm_set_state_locked(struct kvmm_pool *pool, unsigned long idx, unsigned int state)
@@ -429,6 +436,8 @@ static void kvmm_pool_free(struct kvmm_pool *pool)
 	}
 	if (pool->evfd)
 		eventfd_ctx_put(pool->evfd);
+	/* no cold page is left: the shrinker's items are off its lists */
+	kvmm_cold_pool_exit(pool);
 	vfree(pool->status);
 	kvfree(pool->cold_map);
 	kvfree(pool->state);

@@ -101,6 +101,13 @@ struct kvmm_info {
 #define KVMM_FEATURE_STATUS	_BITULL(3)
 /* KVMM_IOC_POOL_SET_EVENTFD */
 #define KVMM_FEATURE_EVENTFD	_BITULL(4)
+/*
+ * reclaim inside a memory cgroup (its memory.max, memory.reclaim) drops the
+ * COLD pages of pools charged to it, and never another cgroup's
+ */
+#define KVMM_FEATURE_MEMCG_RECLAIM _BITULL(5)
+/* 2 MiB pool pages are mapped with one PMD each where the mapping allows */
+#define KVMM_FEATURE_PMD_MAP	_BITULL(6)
 
 #define KVMM_IOC_GET_INFO	_IO(KVMM_TYPE, KVMM_CMD_GET_INFO)
 

@@ -100,7 +100,11 @@ FIXTURE_TEARDOWN(hm)
 
 TEST_F(hm, aligned_mapping_uses_pmds)
 {
+	struct kvmm_info info = {.size = sizeof(info)};
 	long long before;
+
+	ASSERT_EQ(vmt_ioctl(self->dev, KVMM_IOC_GET_INFO, &info), 0);
+	EXPECT_TRUE(info.features & KVMM_FEATURE_PMD_MAP);
 
 	/* mmap(NULL) placed it for PMDs */
 	EXPECT_EQ((uintptr_t)self->p % HUGE, 0);

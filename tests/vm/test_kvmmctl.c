@@ -92,7 +92,8 @@ TEST_F(ctl, status_in_three_formats)
 	EXPECT_HAS(out, "\"api_version\":1");
 	EXPECT_HAS(
 		out,
-		"\"features\":[\"memcg\",\"node-of-pci\",\"reclaim\",\"status-area\",\"eventfd\"]");
+		"\"features\":[\"memcg\",\"node-of-pci\",\"reclaim\",\"status-area\",\"eventfd\","
+		"\"memcg-reclaim\",\"pmd-map\"]");
 	EXPECT_HAS(out, "\"page_sizes\":[4096,2097152]");
 	ASSERT_EQ(vmt_pool_create(self->dev, "ctl0", 4 << 20, 0, 12, KVMM_POOL_PERSISTENT, 0600) >=
 			  0,

@@ -345,22 +345,10 @@ TEST(miss_restored_from_disk)
 	close(dev);
 }
 
-/* Allocate and touch bytes of anonymous memory, in a child: 0 when all of
- * it could be had. */
+/* In a child: 0 when all of the bytes could be had. */
 static int hog(void *arg)
 {
-	size_t bytes = *(size_t *)arg, chunk = 16 * MIB;
-
-	for (size_t done = 0; done < bytes; done += chunk) {
-		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			       0);
-
-		if (p == MAP_FAILED)
-			return 2;
-		for (size_t i = 0; i < chunk; i += PAGE)
-			p[i] = 1;
-	}
-	return 0;
+	return vmt_hog(*(size_t *)arg);
 }
 
 TEST_TIMEOUT(memory_hog_takes_cold_keeps_hot, 100)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -355,6 +356,22 @@ long long vmt_shrink(int node, unsigned long nr)
 	if (sscanf(buf, "node %*d count %*u freed %lld", &freed) != 1)
 		return -EIO;
 	return freed;
+}
+
+int vmt_hog(size_t bytes)
+{
+	size_t chunk = 16 << 20;
+
+	for (size_t done = 0; done < bytes; done += chunk) {
+		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
+
+		if (p == MAP_FAILED)
+			return 2;
+		for (size_t i = 0; i < chunk; i += 4096)
+			p[i] = 1;
+	}
+	return 0;
 }
 
 static uint64_t vmt_mix(uint64_t x)

@@ -71,6 +71,9 @@ int vmt_load(const char *params);
 /* Run kvmm's shrinker through debugfs ("node nr"; node -1: every node):
  * the PAGE_SIZE pages it freed, or -errno */
 long long vmt_shrink(int node, unsigned long nr);
+/* Allocate and touch bytes of anonymous memory (kept until exit): 0, or 2
+ * when mmap() failed */
+int vmt_hog(size_t bytes);
 /* Fill / check memory with a pattern derived from seed */
 void vmt_fill(void *p, size_t len, uint64_t seed);
 /* offset of the first mismatch, or -1 when p holds the pattern */

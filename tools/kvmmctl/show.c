@@ -17,7 +17,8 @@ static const struct {
 } features[] = {
 	{KVMM_FEATURE_MEMCG, "memcg"},	   {KVMM_FEATURE_NODE_OF_PCI, "node-of-pci"},
 	{KVMM_FEATURE_RECLAIM, "reclaim"}, {KVMM_FEATURE_STATUS, "status-area"},
-	{KVMM_FEATURE_EVENTFD, "eventfd"},
+	{KVMM_FEATURE_EVENTFD, "eventfd"}, {KVMM_FEATURE_MEMCG_RECLAIM, "memcg-reclaim"},
+	{KVMM_FEATURE_PMD_MAP, "pmd-map"},
 };
 
 static uint64_t page_bytes(void)
