@@ -184,7 +184,7 @@ static void kvmm_install_locked(struct kvmm_pool *pool, unsigned long idx, struc
 	 * finish_fault() compares a large folio's index range with i_size
 	 * before mapping it with a PMD.  Nothing else reads it.
 	 */
-	page->index = idx << pool->order;
+	page_folio(page)->index = idx << pool->order;
 	pool->pages[idx] = page;
 	WRITE_ONCE(pool->nr_present, pool->nr_present + 1);
 	if (pool->state[idx] == KVMM_PAGE_FREE)

@@ -346,7 +346,13 @@ int kvmm_shrinker_init(void)
 		ret = -ENOMEM;
 		goto err_cache;
 	}
-	ret = list_lru_init_memcg(&kvmm_cold_lru, kvmm_shrinker);
+	/*
+	 * Without the memory controller the shrinker is not memcg-aware and
+	 * has no id: the lru then must not take one (it would set another
+	 * shrinker's bit).
+	 */
+	ret = list_lru_init_memcg(&kvmm_cold_lru, kvmm_shrinker->flags & SHRINKER_MEMCG_AWARE ?
+				  kvmm_shrinker : NULL);
 	if (ret)
 		goto err_shrinker;
 	/* a 6.1 shrinker may already be called: publish the lru to it */

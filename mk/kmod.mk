@@ -9,10 +9,19 @@ KVER ?= $(shell scripts/vm/kver.sh 2>/dev/null)
 KDIR ?= /lib/modules/$(KVER)/build
 KMOD := kmod/kvmm.ko
 KMOD_SRCS := Kbuild kmod/Kbuild $(wildcard kmod/*.c kmod/*.h) uapi/kvmm.h
-KBUILD_ARGS := -C $(KDIR) M=$(CURDIR) W=1
+# KMOD_ARGS: more kbuild variables, e.g. CONFIG_DEBUG_INFO_BTF_MODULES= for
+# a newer kernel's headers on a machine without pahole
+KBUILD_ARGS := -C $(KDIR) M=$(CURDIR) W=1 $(KMOD_ARGS)
+
+# the kernel it was built for: another KVER, KDIR or KMOD_ARGS rebuilds it
+KMOD_STAMP := build/kmod/target
+KMOD_TARGET := $(KVER) $(KDIR) $(KMOD_ARGS)
+$(KMOD_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(KMOD_TARGET)' | cmp -s - $@ || echo '$(KMOD_TARGET)' > $@
 
 module: $(KMOD)
-$(KMOD): $(KMOD_SRCS)
+$(KMOD): $(KMOD_SRCS) $(KMOD_STAMP)
 	@test -d "$(KDIR)" || { echo "module: no kernel build tree '$(KDIR)' (KVER=$(KVER))" >&2; exit 1; }
 	$(qecho) KBUILD $@
 	@mkdir -p build/logs
@@ -20,6 +29,7 @@ $(KMOD): $(KMOD_SRCS)
 		{ cat build/logs/kmod.log; exit 1; }
 	$(Q)if grep -E 'warning:|error:' build/logs/kmod.log; then \
 		echo "module: warnings (build/logs/kmod.log)"; rm -f $@; exit 1; fi
+	@touch $@
 
 module-lint:
 	@test -d "$(KDIR)" || { echo "module-lint: no kernel build tree '$(KDIR)'" >&2; exit 1; }
@@ -52,4 +62,5 @@ endif
 module-clean:
 	-$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null 2>&1
 
-.PHONY: module module-lint module-clean install-kmod
+.PHONY: module module-lint module-clean install-kmod FORCE
+FORCE:

@@ -11,6 +11,8 @@ set -eu
 kver=$1; stage=$2; out=$3
 cd "$(dirname "$0")/../.."
 kmods=${VM_KMODS:-crct10dif_generic crc64_rocksoft_generic nvme dm-mod dm-delay dm-flakey}
+# VM_KROOT: modules from <dir>/lib/modules/KVER instead (run.sh)
+kroot=${VM_KROOT:-/}
 bb=/bin/busybox  # busybox-static's: no shared libraries in the VM
 [ -x "$bb" ] || { echo "mkinitramfs: no $bb (apt-get install busybox-static)" >&2; exit 1; }
 
@@ -31,17 +33,17 @@ add_mod() {
 	case "$seen" in *" $name "*) return ;; esac
 	seen="$seen$name "
 	# an alias may name several modules: the generic one loads on any CPU
-	path=$(modinfo -k "$kver" -n "$name" 2> /dev/null | awk '/generic/ { g = $0 } NR == 1 { f = $0 } END { print g ? g : f }')
+	path=$(modinfo -b "$kroot" -k "$kver" -n "$name" 2> /dev/null | awk '/generic/ { g = $0 } NR == 1 { f = $0 } END { print g ? g : f }')
 	[ -n "$path" ] || {
 		[ "${2:-}" = soft ] && return
 		echo "mkinitramfs: module $name not found for $kver" >&2
 		exit 1
 	}
 	case "$path" in /*) ;; *) return ;; esac # built in
-	for d in $(modinfo -k "$kver" -F depends "$name" | tr ',' ' '); do
+	for d in $(modinfo -b "$kroot" -k "$kver" -F depends "$name" | tr ',' ' '); do
 		add_mod "$d"
 	done
-	for d in $(modinfo -k "$kver" -F softdep "$name" | sed -n 's/.*pre: *\([^:]*\)\( post:.*\)\?$/\1/p'); do
+	for d in $(modinfo -b "$kroot" -k "$kver" -F softdep "$name" | sed -n 's/.*pre: *\([^:]*\)\( post:.*\)\?$/\1/p'); do
 		add_mod "$d" soft
 	done
 	f=$(basename "$path")

@@ -19,7 +19,8 @@
 # whole VM in seconds, default: sum of the program timeouts + 60, at most
 # 900), VM_KMODS (kernel modules loaded at boot, see mkinitramfs.sh),
 # VM_ENV ("NAME=value ..." exported to the tests in the VM, e.g.
-# "KVMM_TEST_SEED=7 KVMM_FUZZ_CALLS=1000000").
+# "KVMM_TEST_SEED=7 KVMM_FUZZ_CALLS=1000000"), VM_KROOT (boot another
+# kernel unpacked under that directory, with KVER; docs/kmod.md).
 set -u
 cd "$(dirname "$0")/../.."
 mode=test
@@ -38,7 +39,9 @@ die() {
 }
 
 kver=$(scripts/vm/kver.sh) || die "no kernel with headers installed"
-vmlinuz=/boot/vmlinuz-$kver
+# VM_KROOT: a directory holding another kernel's boot/ and lib/modules/
+# (an unpacked linux-image package; set KVER too), for a run on that kernel
+vmlinuz=${VM_KROOT:-}/boot/vmlinuz-$kver
 [ -r "$vmlinuz" ] || die "$vmlinuz not readable"
 command -v qemu-system-x86_64 > /dev/null || die "qemu-system-x86_64 missing (scripts/deps.sh)"
 [ -f kmod/kvmm.ko ] || die "kmod/kvmm.ko not built (make module)"

@@ -18,13 +18,13 @@
 #include "harness.h"
 #include "vmt.h"
 
-#define MIB	(1ull << 20)
-#define PAGE	4096ull
-#define CGROOT	"/sys/fs/cgroup"
-#define CGA	CGROOT "/kvmm-a"
-#define CGB	CGROOT "/kvmm-b"
-#define CGP	CGROOT "/kvmm-p"
-#define CGC	CGP "/c"
+#define MIB    (1ull << 20)
+#define PAGE   4096ull
+#define CGROOT "/sys/fs/cgroup"
+#define CGA    CGROOT "/kvmm-a"
+#define CGB    CGROOT "/kvmm-b"
+#define CGP    CGROOT "/kvmm-p"
+#define CGC    CGP "/c"
 
 static int cg_join(const char *cg)
 {
@@ -64,6 +64,17 @@ static long long cg_key(const char *cg, const char *file, const char *key)
 		}
 	fclose(f);
 	return v;
+}
+
+/*
+ * What a write to memory.reclaim may return when it freed memory: 0, or on
+ * 6.5+ -EAGAIN, since memcg reclaim there does not count pages that
+ * shrinkers free as its progress (docs/kmod.md).  The tests check what was
+ * dropped instead.
+ */
+static bool reclaim_ok(int r)
+{
+	return r == 0 || r == -EAGAIN;
 }
 
 struct cpool {
@@ -190,7 +201,7 @@ TEST_F(memcg, memory_reclaim_takes_only_that_cgroups_cold_pages)
 	cur = vmt_read_ll(CGA "/memory.current");
 	EXPECT_GE(cur, (long long)len);
 
-	ASSERT_EQ(vmt_write("16M", CGA "/memory.reclaim"), 0);
+	ASSERT_TRUE(reclaim_ok(vmt_write("16M", CGA "/memory.reclaim")));
 	da = cpool_dropped(&self->a, cold, 1);
 	db = cpool_dropped(&self->b, cold, 2);
 	TH_LOG("memory.reclaim 16M of A: dropped %lld of A's pages, %lld of B's", da, db);
@@ -198,7 +209,7 @@ TEST_F(memcg, memory_reclaim_takes_only_that_cgroups_cold_pages)
 	EXPECT_EQ(db, 0);
 	EXPECT_LE(vmt_read_ll(CGA "/memory.current"), cur - 16 * (long long)MIB);
 
-	ASSERT_EQ(vmt_write("16M", CGB "/memory.reclaim"), 0);
+	ASSERT_TRUE(reclaim_ok(vmt_write("16M", CGB "/memory.reclaim")));
 	EXPECT_EQ(cpool_dropped(&self->a, cold, 1), da);
 	db = cpool_dropped(&self->b, cold, 2);
 	EXPECT_GE(db * (long long)self->b.ps, 16 * (long long)MIB);
@@ -254,7 +265,7 @@ TEST_F(memcg, removed_cgroup_pages_reclaimed_through_the_parent)
 	ASSERT_EQ(cg_make(CGP, CGC), 0);
 	ASSERT_EQ(cpool_make(&self->a, self->dev, CGC, "orphan", len, cold, variant->shift, 4), 0);
 	ASSERT_EQ(rmdir(CGC), 0);
-	ASSERT_EQ(vmt_write("8M", CGP "/memory.reclaim"), 0);
+	ASSERT_TRUE(reclaim_ok(vmt_write("8M", CGP "/memory.reclaim")));
 	EXPECT_GE(cpool_dropped(&self->a, cold, 4) * (long long)self->a.ps, 8 * (long long)MIB);
 	/* the rest turn hot and cold again: off and back on the parent's list */
 	ASSERT_GE(vmt_set_state(self->a.fd, 0, len / self->a.ps, KVMM_PAGE_HOT), 0);
