@@ -24,9 +24,24 @@
  * the block writes an unnormalized partial (O, max, sum) and the last block
  * of its (sequence, head, tile) to arrive merges all of them (a counter per
  * group, reset by that last block), so one launch does everything.
+ *
+ * The cluster kernels (CL = KVMM_ATTN_CLUSTER) merge in two levels instead,
+ * so that no single block pulls every partial through its SM:
+ *   - the CL blocks of a thread-block cluster (CL consecutive splits) leave
+ *     their partials in shared memory; after a cluster barrier block r reads
+ *     slice r (1/CL of the head dimension) of all CL of them through
+ *     distributed shared memory and combines them;
+ *   - if the sequence needs one cluster, that is the output; otherwise block
+ *     r writes the cluster's slice r to the workspace, and the last cluster
+ *     to arrive at the counter of (group, r) merges slice r of all clusters.
+ * So the merge across clusters runs on CL blocks in parallel, each reading
+ * 1/CL of the data.  Blocks of a working cluster past the end of the
+ * sequence take part with an empty partial; clusters entirely past it exit.
  */
 #ifndef KVMM_ATTN_DECODE_CUH
 #define KVMM_ATTN_DECODE_CUH
+
+#include <cooperative_groups.h>
 
 #include "kvmm_device.cuh"
 #include "kvmm_kernels_abi.h"
@@ -39,6 +54,7 @@ template <int D> struct attn_smem {
 		float w[KVMM_ATTN_MTILE][KVMM_ATTN_MAX_SPLITS]; /* split weights */
 	};
 	float2 ml[KVMM_NW][KVMM_ATTN_MTILE];
+	float2 mlb[KVMM_ATTN_MTILE]; /* cluster kernels: the block's (max, sum) */
 	int last;
 };
 
@@ -64,7 +80,28 @@ KVMM_DEV void attn_fill_rows(const kvmm_attn_kparams &p, uint32_t b, uint32_t hq
 	}
 }
 
-template <bool BF16, int D, bool TABLE, bool PIPE>
+/* (m, l, o) <- the merge of (m, l, o) and (mj, lj, oj): two unnormalized
+ * partial results, each relative to its own running max (log2 domain). */
+KVMM_DEV void attn_combine(float &m, float &l, float4 &o, float mj, float lj, float4 oj)
+{
+	const float mn = fmaxf(m, mj);
+
+	if (mn == -INFINITY) /* both empty */
+		return;
+	const float a = kvmm_ex2(m - mn), c = kvmm_ex2(mj - mn); /* ex2(-inf) = 0 */
+	l = l * a + lj * c;
+	o.x = o.x * a + oj.x * c;
+	o.y = o.y * a + oj.y * c;
+	o.z = o.z * a + oj.z * c;
+	o.w = o.w * a + oj.w * c;
+	m = mn;
+}
+
+template <bool BF16, int D, int CL>
+KVMM_DEV void attn_cluster_merge(const kvmm_attn_kparams &p, attn_smem<D> &sm, uint32_t b,
+				 uint32_t hq0, uint32_t grp, int rows, uint32_t nchunks);
+
+template <bool BF16, int D, bool TABLE, bool PIPE, int CL = 0>
 KVMM_DEV void attn_decode(const kvmm_attn_kparams &p)
 {
 	constexpr int KC = D / 32; /* 16-byte K loads per token per thread */
@@ -97,9 +134,13 @@ KVMM_DEV void attn_decode(const kvmm_attn_kparams &p)
 		return;
 	}
 	const uint32_t nchunks = (len + p.chunk - 1) / p.chunk;
-	if (split >= nchunks)
+	/* Nothing to read: return (cluster kernels: only when the whole cluster
+	 * has nothing, so that no block waits for one that has left). */
+	if (split / (CL ? CL : 1) >= (nchunks + (CL ? CL : 1) - 1) / (CL ? CL : 1))
 		return;
-	const uint32_t c0 = split * p.chunk, c1 = min((uint32_t)len, c0 + p.chunk);
+	/* A block of a working cluster past the end reads nothing: c0 == c1. */
+	const uint32_t c0 = split < nchunks ? split * p.chunk : 0;
+	const uint32_t c1 = split < nchunks ? min((uint32_t)len, c0 + p.chunk) : 0;
 
 	/* Q fragments (A operand), k-permuted like the K loads below: thread
 	 * (g, t4) loads dims [32c + 8 t4, +8) of rows g and g + 8; its k16 step
@@ -354,6 +395,10 @@ KVMM_DEV void attn_decode(const kvmm_attn_kparams &p)
 	}
 	__syncthreads();
 
+	if constexpr (CL > 0) {
+		attn_cluster_merge<BF16, D, CL>(p, sm, b, hq0, grp, rows, nchunks);
+		return;
+	}
 	const bool whole = nchunks == 1;
 	const uint64_t item = (uint64_t)grp * p.nsplit + split;
 	for (int i = threadIdx.x; i < rows * (D / 4); i += blockDim.x) {
@@ -471,6 +516,157 @@ KVMM_DEV void attn_decode(const kvmm_attn_kparams &p)
 					       (uint64_t)(hq0 + row) * D + 4 * d4),
 				  o);
 	}
+}
+
+/*
+ * The merge of the cluster kernels (see the top of this file).  Every block
+ * of a working cluster calls it, with its warps' partials in sm.acc/sm.ml.
+ */
+template <bool BF16, int D, int CL>
+KVMM_DEV void attn_cluster_merge(const kvmm_attn_kparams &p, attn_smem<D> &sm, uint32_t b,
+				 uint32_t hq0, uint32_t grp, int rows, uint32_t nchunks)
+{
+	namespace cg = cooperative_groups;
+	constexpr int CPS = D / 4 / CL; /* float4 columns of a row per slice */
+	static_assert(CPS >= 1 && KVMM_ATTN_MTILE * CPS <= KVMM_NW * 32, "one item per thread");
+	const cg::cluster_group cluster = cg::this_cluster();
+	const uint32_t split = blockIdx.x, r = split % CL, cl = split / CL;
+	const uint32_t ncl = (nchunks + CL - 1) / CL; /* clusters with work */
+
+	/* 1. The block's 4 warps into one partial, in place in sm.acc[0]. */
+	for (int i = threadIdx.x; i < rows * (D / 4); i += blockDim.x) {
+		const int row = i / (D / 4), d4 = i % (D / 4);
+		float mx = -INFINITY, l = 0.f;
+		float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+		for (int w = 0; w < KVMM_NW; w++)
+			mx = fmaxf(mx, sm.ml[w][row].x);
+		if (mx != -INFINITY) { /* else a block past the end: empty */
+#pragma unroll
+			for (int w = 0; w < KVMM_NW; w++) {
+				const float wt = kvmm_ex2(sm.ml[w][row].x - mx);
+				const float4 a =
+					*reinterpret_cast<const float4 *>(&sm.acc[w][row][4 * d4]);
+				l += wt * sm.ml[w][row].y;
+				o.x += wt * a.x;
+				o.y += wt * a.y;
+				o.z += wt * a.z;
+				o.w += wt * a.w;
+			}
+		}
+		*reinterpret_cast<float4 *>(&sm.acc[0][row][4 * d4]) = o;
+		if (d4 == 0)
+			sm.mlb[row] = make_float2(mx, l);
+	}
+	cluster.sync(); /* every block's partial is in its shared memory */
+
+	/* 2. Slice r of the cluster: CL partials read through DSMEM. */
+	const int it = threadIdx.x, items = rows * CPS;
+	const int row = it / CPS, col = r * CPS + it % CPS; /* float4 column */
+	float M = -INFINITY, L = 0.f;
+	float4 O = make_float4(0.f, 0.f, 0.f, 0.f);
+	if (it < items) {
+		float2 mj[CL];
+		float4 oj[CL];
+#pragma unroll
+		for (int j = 0; j < CL; j++) {
+			const attn_smem<D> *peer = cluster.map_shared_rank(&sm, j);
+			mj[j] = peer->mlb[row];
+			oj[j] = *reinterpret_cast<const float4 *>(&peer->acc[0][row][4 * col]);
+		}
+#pragma unroll
+		for (int j = 0; j < CL; j++)
+			attn_combine(M, L, O, mj[j].x, mj[j].y, oj[j]);
+	}
+	/* Done with the peers' shared memory.  Relaxed: the values read are
+	 * used above, so the reads are complete, and a release here would cost
+	 * a GPU-wide memory barrier (MEMBAR.ALL.GPU), ~0.5 us measured. */
+	asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+
+	const uint64_t orow = (uint64_t)b * p.o_bstride + (uint64_t)(hq0 + row) * D + 4 * col;
+	if (ncl == 1) { /* the cluster saw the whole sequence */
+		if (it < items) {
+			const float inv = 1.f / L;
+			attn_store4<BF16>(p.out + 2 * orow,
+					  make_float4(O.x * inv, O.y * inv, O.z * inv, O.w * inv));
+		}
+		cluster.barrier_wait();
+		return;
+	}
+
+	/* 3. Publish slice r of this cluster; the last cluster merges slice r. */
+	const uint32_t ncl_grid = gridDim.x / CL;
+	const uint64_t item0 = (uint64_t)grp * ncl_grid;
+	float4 *wa = reinterpret_cast<float4 *>(p.ws_acc);
+	float2 *wml = reinterpret_cast<float2 *>(p.ws_ml);
+	if (it < items) {
+		wa[((item0 + cl) * KVMM_ATTN_MTILE + row) * (D / 4) + col] = O;
+		if (it % CPS == 0)
+			wml[((item0 + cl) * CL + r) * KVMM_ATTN_MTILE + row] = make_float2(M, L);
+	}
+	__threadfence();
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		uint32_t *cnt = reinterpret_cast<uint32_t *>(p.ws_count) + (uint64_t)grp * CL + r;
+		const uint32_t prev = atomicAdd(cnt, 1u);
+		sm.last = prev == ncl - 1;
+		if (sm.last)
+			*cnt = 0; /* every other cluster of the group has arrived */
+	}
+	__syncthreads();
+	if (sm.last) {
+		__threadfence();
+		/* tpi threads (adjacent lanes) per item, each over every tpi-th
+		 * cluster, 8 clusters' loads in flight; then a shuffle merge. */
+		int tpi = 32;
+		while (tpi * items > KVMM_NW * 32)
+			tpi >>= 1;
+		const int mi = threadIdx.x / tpi, sub = threadIdx.x % tpi;
+		const int mrow = mi / CPS, mcol = r * CPS + mi % CPS;
+		float m = -INFINITY, l = 0.f;
+		float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+		if (mi < items) {
+			for (uint32_t j0 = sub; j0 < ncl; j0 += 8 * tpi) {
+				float2 a[8];
+				float4 v[8];
+#pragma unroll
+				for (int u = 0; u < 8; u++) {
+					const uint32_t j = j0 + u * tpi;
+					a[u] = make_float2(-INFINITY, 0.f);
+					v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+					if (j < ncl) {
+						a[u] = kvmm_ld_cg2(&wml[((item0 + j) * CL + r) *
+										KVMM_ATTN_MTILE +
+									mrow]);
+						v[u] = kvmm_ld_cg4(
+							&wa[((item0 + j) * KVMM_ATTN_MTILE + mrow) *
+								    (D / 4) +
+							    mcol]);
+					}
+				}
+#pragma unroll
+				for (int u = 0; u < 8; u++)
+					attn_combine(m, l, o, a[u].x, a[u].y, v[u]);
+			}
+		}
+		for (int off = 1; off < tpi; off <<= 1) { /* tpi is block-uniform */
+			const float mj = __shfl_xor_sync(0xffffffffu, m, off);
+			const float lj = __shfl_xor_sync(0xffffffffu, l, off);
+			float4 oj;
+			oj.x = __shfl_xor_sync(0xffffffffu, o.x, off);
+			oj.y = __shfl_xor_sync(0xffffffffu, o.y, off);
+			oj.z = __shfl_xor_sync(0xffffffffu, o.z, off);
+			oj.w = __shfl_xor_sync(0xffffffffu, o.w, off);
+			attn_combine(m, l, o, mj, lj, oj);
+		}
+		if (mi < items && sub == 0) {
+			const float inv = 1.f / l;
+			attn_store4<BF16>(p.out + 2 * ((uint64_t)b * p.o_bstride +
+						       (uint64_t)(hq0 + mrow) * D + 4 * mcol),
+					  make_float4(o.x * inv, o.y * inv, o.z * inv, o.w * inv));
+		}
+	}
+	cluster.barrier_wait(); /* the peers are done with this block's memory */
 }
 
 #endif /* KVMM_ATTN_DECODE_CUH */

@@ -16,18 +16,29 @@ static_assert(sizeof(kvmm_stream_kparams) == KVMM_STREAM_KPARAMS_SIZE, "stream A
 
 #define ATTN_THREADS (KVMM_ATTN_WARPS * 32)
 
-/* kvmm_attn_decode_<dtype>_d<head_dim>_<view|table>[_pipe] */
+/* kvmm_attn_decode_<dtype>_d<head_dim>_<view|table>[_pipe[_cl8]] */
 #define KVMM_ATTN_KERNEL(name, bf16, d, table, pipe)               \
 	extern "C" __global__ void __launch_bounds__(ATTN_THREADS) \
 		name(const __grid_constant__ kvmm_attn_kparams p)  \
 	{                                                          \
 		attn_decode<bf16, d, table, pipe>(p);              \
 	}
-#define KVMM_ATTN_KERNELS(dt, bf16, d)                                                   \
-	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_view, bf16, d, false, false)     \
-	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_table, bf16, d, true, false)     \
-	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_view_pipe, bf16, d, false, true) \
-	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_table_pipe, bf16, d, true, true)
+/* ..._pipe_cl8: the pipelined kernel in clusters of KVMM_ATTN_CLUSTER splits
+ * that merge through distributed shared memory (a plain cuLaunchKernel
+ * launches it in clusters: the size is compiled in). */
+#define KVMM_ATTN_KERNEL_CL(name, bf16, d, table)                                                 \
+	extern "C" __global__ void __cluster_dims__(KVMM_ATTN_CLUSTER, 1, 1)                      \
+		__launch_bounds__(ATTN_THREADS) name(const __grid_constant__ kvmm_attn_kparams p) \
+	{                                                                                         \
+		attn_decode<bf16, d, table, true, KVMM_ATTN_CLUSTER>(p);                          \
+	}
+#define KVMM_ATTN_KERNELS(dt, bf16, d)                                                    \
+	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_view, bf16, d, false, false)      \
+	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_table, bf16, d, true, false)      \
+	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_view_pipe, bf16, d, false, true)  \
+	KVMM_ATTN_KERNEL(kvmm_attn_decode_##dt##_d##d##_table_pipe, bf16, d, true, true)  \
+	KVMM_ATTN_KERNEL_CL(kvmm_attn_decode_##dt##_d##d##_view_pipe_cl8, bf16, d, false) \
+	KVMM_ATTN_KERNEL_CL(kvmm_attn_decode_##dt##_d##d##_table_pipe_cl8, bf16, d, true)
 KVMM_ATTN_KERNELS(f16, false, 64)
 KVMM_ATTN_KERNELS(f16, false, 128)
 KVMM_ATTN_KERNELS(bf16, true, 64)

@@ -20,7 +20,12 @@
 #define KVMM_ATTN_STEP	      16
 #define KVMM_ATTN_CHUNK_ALIGN (KVMM_ATTN_WARPS * KVMM_ATTN_STEP)
 #define KVMM_ATTN_MTILE	      16
-#define KVMM_ATTN_MAX_SPLITS  128
+#define KVMM_ATTN_MAX_SPLITS  256
+/* The cluster kernels: KVMM_ATTN_CLUSTER consecutive splits of a group form
+ * one thread-block cluster and merge their partials through distributed
+ * shared memory; each block of it then owns 1/KVMM_ATTN_CLUSTER of the
+ * head dimension in the merge across clusters (kernels/attn_decode.cuh). */
+#define KVMM_ATTN_CLUSTER 8
 
 /* One decode-attention launch.  Byte strides; element strides say so. */
 struct kvmm_attn_kparams {
@@ -40,15 +45,18 @@ struct kvmm_attn_kparams {
 	uint64_t seq_ids;     /* int32[B] slot of each entry, or 0: entry i is slot i */
 	uint64_t block_table; /* table mode: int32[B][table_stride] */
 	uint64_t ws_acc;      /* float[items][16][D]: unnormalized partial outputs */
-	uint64_t ws_ml;	      /* float2[items][16]: (running max, sum) per row */
-	uint64_t ws_count;    /* uint32[B * Hkv * mtiles]: arrivals, self-resetting */
+	uint64_t ws_ml;	      /* float2[items][16] (cluster kernels: [items][8][16]):
+			       * (running max, sum) per row */
+	uint64_t ws_count;    /* uint32[B * Hkv * mtiles] (cluster kernels: x 8):
+			       * arrivals, self-resetting */
 	uint64_t q_bstride;   /* elements */
 	uint64_t o_bstride;   /* elements */
 	uint32_t batch;
 	uint32_t num_kv_heads;
 	uint32_t group;	   /* query heads per KV head */
 	uint32_t mtiles;   /* ceil(group / 16) */
-	uint32_t nsplit;   /* blocks per (sequence, KV head, m tile) */
+	uint32_t nsplit;   /* blocks per (sequence, KV head, m tile); cluster
+			    * kernels: a multiple of KVMM_ATTN_CLUSTER */
 	uint32_t chunk;	   /* tokens per split, a multiple of KVMM_ATTN_CHUNK_ALIGN */
 	uint32_t max_len;  /* longer sequences get NaN outputs (caller error) */
 	uint32_t max_seqs; /* seq_ids must be below it */

@@ -907,7 +907,7 @@ enum kvmm_dtype {
 struct kvmm_kernels;
 
 /*
- * Load the kernels on be's device and allocate their workspace (~17 MiB).
+ * Load the kernels on be's device and allocate their workspace (~18 MiB).
  * be must be a CUDA backend and outlive *out.  One kvmm_kernels object
  * serves one caller at a time: its attention workspace is reused by every
  * launch, so give each concurrently used stream its own object.
@@ -936,7 +936,7 @@ struct kvmm_attn_params {
 	uint32_t head_dim;    /* 64 or 128 */
 	uint32_t dtype;	      /* enum kvmm_dtype of q, out, K and V */
 	uint32_t max_len;     /* >= every seq_lens[i]; sizes the split */
-	uint32_t num_splits;  /* 0: chosen per launch; else 1..128 (tuning) */
+	uint32_t num_splits;  /* 0: chosen per launch; else 1..256 (tuning) */
 	float scale;	      /* softmax scale; 0: 1 / sqrt(head_dim) */
 	uint32_t flags;	      /* must be 0 */
 	uint64_t q;	      /* device [batch][num_q_heads][head_dim], 16-aligned */

@@ -33,10 +33,15 @@ static int attn_launch(struct kvmm_kernels *k, struct kvmm_attn_kparams *kp,
 		.head_dim = p->head_dim,
 		.num_sms = (uint32_t)k->num_sms,
 		.occupancy = (uint32_t)k->attn_occ[bf16][p->head_dim == 128][table][k->pipe],
+		/* the cluster kernels exist pipelined only */
+		.cluster_slots =
+			k->pipe ? (uint32_t)k->attn_cl_slots[bf16][p->head_dim == 128][table] : 0,
 		.ws_items = KVMM_ATTN_WS_ITEMS,
 		.forced = p->num_splits,
+		.merge = (uint32_t)k->merge,
 		.step_us = k->pipe ? KVMM_ATTN_STEP_US_PIPE : KVMM_ATTN_STEP_US,
 	};
+	CUfunction f;
 	struct kvmm_attn_plan plan;
 	const float scale = p->scale > 0.f ? p->scale : 1.f / sqrtf((float)p->head_dim);
 
@@ -57,8 +62,9 @@ static int attn_launch(struct kvmm_kernels *k, struct kvmm_attn_kparams *kp,
 	kp->chunk = plan.chunk;
 	kp->max_len = p->max_len;
 	kp->scale_log2 = scale * 1.4426950408889634f;
-	return kvmm_kernels_launch(k, k->attn[bf16][p->head_dim == 128][table][k->pipe],
-				   plan.nsplit, num_kv_heads * mtiles, p->batch,
+	f = plan.cluster ? k->attn_cl[bf16][p->head_dim == 128][table]
+			 : k->attn[bf16][p->head_dim == 128][table][k->pipe];
+	return kvmm_kernels_launch(k, f, plan.nsplit, num_kv_heads * mtiles, p->batch,
 				   KVMM_ATTN_WARPS * 32, kp, stream,
 				   table ? "attn_decode_paged" : "attn_decode");
 }

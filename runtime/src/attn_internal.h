@@ -16,7 +16,8 @@
 #include "kernels/kvmm_kernels_abi.h"
 #include "kvmm.h"
 
-/* Decode attention's workspace: partial results of this many blocks. */
+/* Decode attention's workspace: partial results of this many blocks (of
+ * this many clusters for the cluster kernels). */
 #define KVMM_ATTN_WS_ITEMS 2048
 
 /* A warp's 16-token step when the launch is latency-bound (measured on the
@@ -26,27 +27,42 @@
 #define KVMM_ATTN_STEP_US_PIPE 1.15
 
 /*
- * How many blocks split one (sequence, KV head, m tile) group's context.
- * The estimate: the launch reads bytes at the copy bandwidth unless too few
- * warps are in flight, when each warp's chain of dependent 16-token steps
- * bounds it; more splits shorten the chains but add a merge that one block
- * does serially.  Constants are H100 measurements (kernels/NOTES.md).
+ * How many blocks split one (sequence, KV head, m tile) group's context,
+ * and how their partials are merged.  The estimate: the launch reads bytes
+ * at the copy bandwidth unless too few warps are in flight, when each
+ * warp's chain of dependent 16-token steps bounds it; more splits shorten
+ * the chains but add a merge: by the last block alone (its cost grows with
+ * the splits), or in clusters of KVMM_ATTN_CLUSTER blocks through
+ * distributed shared memory and then by KVMM_ATTN_CLUSTER blocks in
+ * parallel (nearly constant, but a cluster holds all its blocks' slots).
+ * Constants are H100 measurements (kernels/NOTES.md).
  */
+enum kvmm_attn_merge {
+	KVMM_ATTN_MERGE_AUTO = 0,   /* the cheaper of the two per the model */
+	KVMM_ATTN_MERGE_BLOCK = 1,  /* last block merges all (no clusters) */
+	KVMM_ATTN_MERGE_CLUSTER = 2 /* the cluster kernels whenever possible */
+};
 struct kvmm_attn_plan_in {
 	uint32_t groups;  /* batch * kv_heads * mtiles */
 	uint32_t max_len; /* tokens */
 	uint32_t rows;	  /* query heads per block: min(group, 16) */
 	uint32_t head_dim;
 	uint32_t num_sms;
-	uint32_t occupancy; /* blocks per SM */
-	uint32_t ws_items;  /* workspace capacity in blocks */
-	uint32_t forced;    /* 0: choose; else this many splits (clamped) */
-	double step_us;	    /* one warp's 16-token step when latency-bound */
+	uint32_t occupancy;	/* blocks per SM */
+	uint32_t cluster_slots; /* blocks of the cluster kernel resident at
+				 * once (0: no cluster kernel) */
+	uint32_t ws_items;	/* workspace capacity in blocks */
+	uint32_t forced;	/* 0: choose; else this many splits (clamped) */
+	uint32_t merge;		/* enum kvmm_attn_merge */
+	double step_us;		/* one warp's 16-token step when latency-bound */
 };
 struct kvmm_attn_plan {
-	uint32_t nsplit; /* blocks per group */
-	uint32_t chunk;	 /* tokens per block, multiple of KVMM_ATTN_CHUNK_ALIGN */
-	double est_us;	 /* the model's estimate (for notes and tests) */
+	uint32_t nsplit;  /* blocks per group (grid x); cluster: a multiple of
+			   * KVMM_ATTN_CLUSTER, the last ones may be idle */
+	uint32_t chunk;	  /* tokens per block, multiple of KVMM_ATTN_CHUNK_ALIGN */
+	uint32_t nchunks; /* blocks of a max_len sequence that read KV */
+	bool cluster;	  /* use the cluster kernel */
+	double est_us;	  /* the model's estimate (for notes and tests) */
 };
 void kvmm_attn_plan_make(const struct kvmm_attn_plan_in *in, struct kvmm_attn_plan *out);
 
@@ -108,7 +124,11 @@ struct kvmm_kernels {
 	CUmodule mod;
 	CUfunction attn[2][2][2][2]; /* [bf16][d128][table][pipelined] */
 	int attn_occ[2][2][2][2];    /* blocks per SM */
+	CUfunction attn_cl[2][2][2]; /* [bf16][d128][table]: pipelined, clusters */
+	int attn_cl_slots[2][2][2];  /* blocks resident at once in clusters, or 0:
+				      * the device cannot run them */
 	int pipe;		     /* use the pipelined kernels (default 1) */
+	int merge;		     /* enum kvmm_attn_merge (default AUTO) */
 	CUfunction pack_copy, unpack_copy;
 	CUfunction pack_q[2][2], unpack_q[2][2]; /* [fp8][bf16] */
 	CUfunction fill[2];			 /* [bf16] */
@@ -135,6 +155,10 @@ int kvmm_kernels_fill_random(struct kvmm_kernels *k, uint64_t dst, uint64_t n,
 /* Choose the attention kernels: pipelined (1, the default) or not (0), for
  * the benchmarks' comparison.  Single caller. */
 void kvmm_kernels_set_pipelined(struct kvmm_kernels *k, int on);
+/* How split partials are merged (enum kvmm_attn_merge; AUTO by default),
+ * for tests and benchmarks.  The cluster kernels exist only pipelined.
+ * Single caller. */
+void kvmm_kernels_set_merge(struct kvmm_kernels *k, enum kvmm_attn_merge m);
 /* The ceilings of the benchmarks: copy n bytes (n % 16 == 0) src -> dst, or
  * read them (dst: a sink of 4 bytes per thread, 1 MiB is enough). */
 int kvmm_kernels_stream(struct kvmm_kernels *k, bool copy, uint64_t src, uint64_t dst, uint64_t n,

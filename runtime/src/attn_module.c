@@ -61,6 +61,29 @@ static int get_fn(struct kvmm_kernels *k, CUfunction *f, const char *name)
 	return kvmm_kernels_cu(k, k->drv->cuModuleGetFunction(f, k->mod, name), name);
 }
 
+/*
+ * A cluster kernel and how many of its blocks can be resident at once.  The
+ * clusters of a launch never wait for each other, so this only informs the
+ * planner; a device or driver that cannot run them gets 0 (never planned).
+ */
+static int load_cluster_fn(struct kvmm_kernels *k, int b, int d, int t, const char *name)
+{
+	CUlaunchConfig cfg;
+	int ncl = 0, ret = get_fn(k, &k->attn_cl[b][d][t], name);
+
+	if (ret)
+		return ret;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.gridDimX = KVMM_ATTN_CLUSTER * 64;
+	cfg.gridDimY = cfg.gridDimZ = 1;
+	cfg.blockDimX = KVMM_ATTN_WARPS * 32;
+	cfg.blockDimY = cfg.blockDimZ = 1;
+	if (k->drv->cuOccupancyMaxActiveClusters(&ncl, k->attn_cl[b][d][t], &cfg) != CUDA_SUCCESS)
+		ncl = 0;
+	k->attn_cl_slots[b][d][t] = ncl * KVMM_ATTN_CLUSTER;
+	return 0;
+}
+
 static int load_functions(struct kvmm_kernels *k)
 {
 	static const char *const dt[2] = {"f16", "bf16"};
@@ -85,6 +108,13 @@ static int load_functions(struct kvmm_kernels *k)
 						"occupancy");
 				if (!ret && k->attn_occ[b][d][tb][pp] < 1)
 					k->attn_occ[b][d][tb][pp] = 1;
+				if (!ret && pp) {
+					snprintf(name, sizeof(name),
+						 "kvmm_attn_decode_%s_d%d_%s_pipe_cl%d", dt[b],
+						 d ? 128 : 64, tb ? "table" : "view",
+						 KVMM_ATTN_CLUSTER);
+					ret = load_cluster_fn(k, b, d, tb, name);
+				}
 			}
 		}
 		for (int q = 0; q < 2 && !ret; q++) {
@@ -109,11 +139,14 @@ static int load_functions(struct kvmm_kernels *k)
 	return ret;
 }
 
+/* Partials (blocks' or clusters'), their (max, sum) rows (one copy per
+ * block of a cluster: each merges its own slice) and the arrival counters
+ * (one per group, or per group and cluster rank). */
 static int alloc_workspace(struct kvmm_kernels *k)
 {
 	const uint64_t acc = (uint64_t)KVMM_ATTN_WS_ITEMS * KVMM_ATTN_MTILE * 128 * 4;
-	const uint64_t ml = (uint64_t)KVMM_ATTN_WS_ITEMS * KVMM_ATTN_MTILE * 8;
-	const uint64_t cnt = (uint64_t)KVMM_ATTN_WS_ITEMS * 4;
+	const uint64_t ml = (uint64_t)KVMM_ATTN_WS_ITEMS * KVMM_ATTN_CLUSTER * KVMM_ATTN_MTILE * 8;
+	const uint64_t cnt = (uint64_t)KVMM_ATTN_WS_ITEMS * KVMM_ATTN_CLUSTER * 4;
 	int ret;
 
 	ret = kvmm_kernels_cu(k, k->drv->cuMemAlloc(&k->ws, acc + ml + cnt), "workspace");
@@ -203,6 +236,11 @@ const char *kvmm_kernels_last_error(const struct kvmm_kernels *k)
 void kvmm_kernels_set_pipelined(struct kvmm_kernels *k, int on)
 {
 	k->pipe = !!on;
+}
+
+void kvmm_kernels_set_merge(struct kvmm_kernels *k, enum kvmm_attn_merge m)
+{
+	k->merge = m;
 }
 
 int kvmm_kernels_stream(struct kvmm_kernels *k, bool copy, uint64_t src, uint64_t dst, uint64_t n,

@@ -19,75 +19,140 @@
  *    16-token steps bounds the time (in->step_us per step);
  *  - the two limits blend (cube-root of the sum of cubes fits the split
  *    sweeps within ~5%);
- *  - the last block of a group merges all its partials alone: ~1 us plus
- *    the partials' bytes; ~50 GB/s measured with 8 loads in flight per
- *    thread, ~100 GB/s expected with 16 (kernels/NOTES.md).
+ *  - with more blocks than SMs, SMs holding one block more than others
+ *    finish last: the read slows by ~25% of that imbalance (26 vs 32
+ *    splits of 8 groups: 4.5-5.6% measured, 6.8% modelled);
+ *  - the last block of a group merges all its partials alone: ~3 us
+ *    (publishing fence, counter, fence, the (max, sum) pass, the store,
+ *    from per-phase timestamps) plus the partials' bytes at ~75 GB/s (one
+ *    SM's pull from L2);
+ *  - the cluster kernels merge in shared memory (~2 us: the cluster
+ *    barrier waits for the slowest of 8 blocks, then DSMEM reads), then,
+ *    if the sequence spans several clusters, 8 blocks each merge 1/8 of
+ *    the clusters' partials: ~3 us plus their bytes at the same rate.
+ *    They are planned only where the sweeps show them ahead: one group
+ *    (batch 1 of one KV head) spanning at least 4 clusters.  With more
+ *    groups the clusters land unevenly on the GPU (8 groups: 18-50% slower
+ *    than the block merge at equal splits), and 2 clusters cost more than
+ *    they save.
  */
-#define PLAN_BYTES_PER_US	2.95e6
-#define PLAN_MERGE_FIXED_US	1.0
-#define PLAN_MERGE_BYTES_PER_US 1.0e5
+#define PLAN_BYTES_PER_US	  2.95e6
+#define PLAN_IMBALANCE		  0.25
+#define PLAN_MERGE_FIXED_US	  3.0
+#define PLAN_MERGE_BYTES_PER_US	  0.75e5
+#define PLAN_CLUSTER_REDUCE_US	  2.0
+#define PLAN_CLUSTER_MERGE_US	  3.0
+#define PLAN_CLUSTER_MAX_GROUPS	  1
+#define PLAN_CLUSTER_MIN_CLUSTERS 4
 
 static uint32_t div_up(uint64_t a, uint64_t b)
 {
 	return (uint32_t)((a + b - 1) / b);
 }
 
-static double plan_cost(const struct kvmm_attn_plan_in *in, uint32_t s, uint32_t *chunk_out,
-			uint32_t *nsplit_out)
+/* Estimated time of s splits (before rounding) merged one way or the other;
+ * fills in the plan.  Negative: not possible. */
+static double plan_cost(const struct kvmm_attn_plan_in *in, uint32_t s, bool cluster,
+			struct kvmm_attn_plan *out)
 {
-	const uint32_t align = KVMM_ATTN_CHUNK_ALIGN;
+	const uint32_t align = KVMM_ATTN_CHUNK_ALIGN, cl = KVMM_ATTN_CLUSTER;
 	const double step = in->step_us > 0 ? in->step_us : KVMM_ATTN_STEP_US;
-	uint32_t chunk = div_up(div_up(in->max_len, s), align) * align;
-	uint32_t ns = div_up(in->max_len, chunk); /* splits really used */
+	const uint32_t chunk = div_up(div_up(in->max_len, s), align) * align;
+	const uint32_t ns = div_up(in->max_len, chunk); /* splits that read KV */
+	const uint32_t grid = cluster ? div_up(ns, cl) * cl : ns;
+	const double part = (double)in->rows * in->head_dim * 4.0; /* bytes */
 	uint64_t slots = (uint64_t)in->num_sms * (in->occupancy ? in->occupancy : 1);
-	uint64_t blocks = (uint64_t)in->groups * ns;
-	double bytes = (double)in->groups * in->max_len * in->head_dim * 2.0 * 2.0;
-	double waves = (double)((blocks + slots - 1) / slots);
-	double t_bw = bytes / PLAN_BYTES_PER_US;
-	double t_lat = waves * (double)chunk / align * step;
-	double t = cbrt(t_bw * t_bw * t_bw + t_lat * t_lat * t_lat);
+	double bytes, waves, t_bw, t_lat, t;
 
-	if (ns > 1)
-		t += PLAN_MERGE_FIXED_US +
-		     (double)ns * in->rows * in->head_dim * 4.0 / PLAN_MERGE_BYTES_PER_US;
-	*chunk_out = chunk;
-	*nsplit_out = ns;
+	if (cluster) {
+		/* counters per (group, rank), partials per (group, cluster) */
+		if (in->cluster_slots < cl || grid > KVMM_ATTN_MAX_SPLITS ||
+		    in->groups > in->ws_items || (uint64_t)in->groups * (grid / cl) > in->ws_items)
+			return -1;
+		/* where the sweeps show them ahead, unless asked for */
+		if (in->merge != KVMM_ATTN_MERGE_CLUSTER &&
+		    (in->groups > PLAN_CLUSTER_MAX_GROUPS || grid / cl < PLAN_CLUSTER_MIN_CLUSTERS))
+			return -1;
+		slots = in->cluster_slots;
+	} else if (ns > 1 && (uint64_t)in->groups * ns > in->ws_items) {
+		return -1;
+	}
+	/* idle blocks of a working cluster hold their slots too */
+	const uint64_t blocks = (uint64_t)in->groups * grid;
+	const uint64_t sms = in->num_sms ? in->num_sms : 1;
+	/* (clusters are placed by GPC, not round robin: no such term) */
+	const double imb =
+		!cluster && blocks > sms ? (double)div_up(blocks, sms) * sms / blocks : 1.0;
+	bytes = (double)in->groups * in->max_len * in->head_dim * 2.0 * 2.0;
+	waves = (double)((blocks + slots - 1) / slots);
+	t_bw = bytes / PLAN_BYTES_PER_US * (1.0 + PLAN_IMBALANCE * (imb - 1.0));
+	t_lat = waves * (double)chunk / align * step;
+	t = cbrt(t_bw * t_bw * t_bw + t_lat * t_lat * t_lat);
+	if (cluster) {
+		const uint32_t ncl = grid / cl;
+		t += PLAN_CLUSTER_REDUCE_US;
+		if (ncl > 1)
+			t += PLAN_CLUSTER_MERGE_US + ncl * part / cl / PLAN_MERGE_BYTES_PER_US;
+	} else if (ns > 1) {
+		t += PLAN_MERGE_FIXED_US + ns * part / PLAN_MERGE_BYTES_PER_US;
+	}
+	out->nsplit = grid;
+	out->chunk = chunk;
+	out->nchunks = ns;
+	out->cluster = cluster;
+	out->est_us = t;
 	return t;
+}
+
+/* The best split count for one way of merging (or the forced one, clamped
+ * to what the workspace holds); its cost, or -1 if none fits. */
+static double plan_search(const struct kvmm_attn_plan_in *in, bool cluster,
+			  struct kvmm_attn_plan *out)
+{
+	const uint64_t per = in->ws_items / in->groups; /* partials per group */
+	uint64_t cap = div_up(in->max_len, KVMM_ATTN_CHUNK_ALIGN);
+	struct kvmm_attn_plan cand;
+	double best = -1;
+	uint32_t lo = 1;
+
+	if (cap > KVMM_ATTN_MAX_SPLITS)
+		cap = KVMM_ATTN_MAX_SPLITS;
+	if (cluster && cap > per * KVMM_ATTN_CLUSTER)
+		cap = per * KVMM_ATTN_CLUSTER;
+	if (!cluster && cap > per)
+		cap = per ? per : 1;
+	if (!cap)
+		return -1;
+	if (in->forced)
+		lo = in->forced < cap ? in->forced : (uint32_t)cap;
+	for (uint32_t s = lo; s <= (in->forced ? lo : cap); s++) {
+		/* a real gain, not noise in the model: fewer splits win ties */
+		double t = plan_cost(in, s, cluster, &cand);
+		if (t >= 0 && (best < 0 || t < best * 0.98)) {
+			best = t;
+			*out = cand;
+		}
+	}
+	return best;
 }
 
 void kvmm_attn_plan_make(const struct kvmm_attn_plan_in *in, struct kvmm_attn_plan *out)
 {
-	uint32_t max_s, best_s = 1, chunk, ns;
-	double best;
+	struct kvmm_attn_plan pc;
+	double tc = -1, tb = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (!in->max_len || !in->groups) {
-		out->nsplit = 1;
+		out->nsplit = out->nchunks = 1;
 		out->chunk = KVMM_ATTN_CHUNK_ALIGN;
 		return;
 	}
-	max_s = div_up(in->max_len, KVMM_ATTN_CHUNK_ALIGN);
-	if (max_s > KVMM_ATTN_MAX_SPLITS)
-		max_s = KVMM_ATTN_MAX_SPLITS;
-	if ((uint64_t)in->groups * max_s > in->ws_items)
-		max_s = in->ws_items / in->groups ? in->ws_items / in->groups : 1;
-	if (in->forced) {
-		best_s = in->forced < max_s ? in->forced : max_s;
-		best = plan_cost(in, best_s, &chunk, &ns);
-	} else {
-		best = plan_cost(in, 1, &chunk, &ns);
-		for (uint32_t s = 2; s <= max_s; s++) {
-			double t = plan_cost(in, s, &chunk, &ns);
-			if (t < best * 0.98) { /* a real gain, not noise in the model */
-				best = t;
-				best_s = s;
-			}
-		}
-		best = plan_cost(in, best_s, &chunk, &ns);
-	}
-	out->nsplit = ns;
-	out->chunk = chunk;
-	out->est_us = best;
+	if (in->merge != KVMM_ATTN_MERGE_BLOCK)
+		tc = plan_search(in, true, &pc);
+	if (in->merge != KVMM_ATTN_MERGE_CLUSTER || tc < 0)
+		tb = plan_search(in, false, out); /* s = 1 always fits */
+	if (tc >= 0 && (tb < 0 || tc < tb * 0.98))
+		*out = pc;
 }
 
 int kvmm_attn_side_from_view(const struct kvmm_view *v, uint32_t head_dim,

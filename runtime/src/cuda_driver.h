@@ -75,6 +75,7 @@
 	X(cuGraphLaunch)                 \
 	X(cuGraphExecDestroy)            \
 	X(cuGraphDestroy)                \
+	X(cuOccupancyMaxActiveClusters)  \
 	X(cuOccupancyMaxActiveBlocksPerMultiprocessor)
 
 struct kvmm_cuda_driver {

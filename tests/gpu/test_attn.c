@@ -11,6 +11,10 @@
  * NaNs, and the output is poisoned with NaNs before each launch, so a wrong
  * address or an unwritten output cannot pass.  The paged baseline is checked
  * the same way and must equal the view kernel bit for bit at equal splits.
+ * Every configuration runs the pipelined kernel with both merges of split
+ * partials (the last block alone, and the cluster kernels) and the plain
+ * kernel; many splits over odd lengths (clusters partly or wholly past a
+ * sequence's end, one cluster, many) have their own set.
  * Argument errors: -EINVAL with a message, nothing launched.
  */
 #include <math.h>
@@ -27,6 +31,7 @@ struct cfg {
 	uint64_t page;
 	float qamp;
 	bool ids, pad;
+	const int32_t *lens; /* [batch], or NULL: random lengths */
 };
 
 static const char *lname(enum kvmm_layout l)
@@ -117,7 +122,8 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 	}
 	for (uint32_t i = 0; i < b; i++) {
 		uint32_t x = kvt_rng_below(r, 10);
-		lens[i] = x == 0   ? 0
+		lens[i] = c->lens  ? c->lens[i]
+			  : x == 0 ? 0
 			  : x == 1 ? 1
 			  : x == 2 ? (int32_t)c->max_tokens
 				   : (int32_t)kvt_rng_below(r, c->max_tokens + 1);
@@ -172,9 +178,12 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 	const double tol = c->bf16 ? 1e-2 : 2e-3;
 	uint64_t bad = 0;
 	double err = 0;
-	/* both kernel variants: pipelined (the default) and plain */
-	for (int plain = 0; plain < 2; plain++) {
-		kvmm_kernels_set_pipelined(k, !plain);
+	/* the kernel variants: pipelined (the default) with the cluster merge
+	 * and with the single-block one, and plain */
+	static const char *const vname[3] = {"", " block-merge", " plain"};
+	for (int var = 0; var < 3; var++) {
+		kvmm_kernels_set_pipelined(k, var < 2);
+		kvmm_kernels_set_merge(k, var ? KVMM_ATTN_MERGE_BLOCK : KVMM_ATTN_MERGE_CLUSTER);
 		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
 		ret = kvmm_attn_decode(k, &kv, &vv, &p, 0);
 		if (!ret)
@@ -186,12 +195,13 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 			 "qamp%.0f%s",
 			 lname(c->layout), c->bf16 ? "bf16" : "fp16", d, c->hkv, c->group, b,
 			 maxlen, kv.tokens_per_page, c->layers, c->splits, c->ids ? " ids" : "",
-			 c->pad ? " padded" : "", c->qamp, plain ? " plain" : "");
+			 c->pad ? " padded" : "", c->qamp, vname[var]);
 		GT_CHECK(t, ret == 0 && bad == 0 && err <= tol,
 			 "%s: rel err %.2e (tol %.0e), %llu bad, ret %d %s", name, err, tol,
 			 (unsigned long long)bad, ret, ret ? kvmm_kernels_last_error(k) : "");
 	}
 	kvmm_kernels_set_pipelined(k, 1);
+	kvmm_kernels_set_merge(k, KVMM_ATTN_MERGE_AUTO);
 
 	/* The paged baseline over the same logical KV (vLLM layout, shuffled
 	 * blocks, NaN in unused blocks and block tails). */
@@ -238,25 +248,34 @@ static void run_cfg(struct gt *t, struct kvmm_kernels *k, const struct cfg *c, s
 					   .block_size = bs,
 					   .num_kv_heads = c->hkv,
 					   .table_stride = per};
-		/* equal splits on both sides, so both must round identically */
+		/* equal splits on both sides, so both must round identically;
+		 * both merges (the paged kernel has cluster variants too) */
 		struct kvmm_attn_params p2 = p;
 		p2.num_splits = c->splits ? c->splits : 1 + kvt_rng_below(r, 8);
-		ret = kvmm_attn_decode_paged(k, &pk, &p2, 0);
-		if (!ret)
-			ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
-		CU(kvt_drv->cuMemcpyDtoH(out2, dout, 2 * os * b));
-		err = kvt_rel_err(out2, d, ref, b * hq, d, c->bf16, &bad);
-		GT_CHECK(t, ret == 0 && bad == 0 && err <= tol,
-			 "paged baseline bs%u %s: rel err %.2e, %llu bad, ret %d %s", bs, name, err,
-			 (unsigned long long)bad, ret, ret ? kvmm_kernels_last_error(k) : "");
-		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
-		ret = kvmm_attn_decode(k, &kv, &vv, &p2, 0);
-		if (!ret)
-			ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
-		CU(kvt_drv->cuMemcpyDtoH(out, dout, 2 * os * b));
-		GT_CHECK(t, ret == 0 && !memcmp(out, out2, 2 * os * b),
-			 "paged baseline == kvmm view bit for bit at %u splits (%s)", p2.num_splits,
-			 name);
+		for (int m = KVMM_ATTN_MERGE_BLOCK; m <= KVMM_ATTN_MERGE_CLUSTER; m++) {
+			kvmm_kernels_set_merge(k, (enum kvmm_attn_merge)m);
+			CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
+			ret = kvmm_attn_decode_paged(k, &pk, &p2, 0);
+			if (!ret)
+				ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+			CU(kvt_drv->cuMemcpyDtoH(out2, dout, 2 * os * b));
+			err = kvt_rel_err(out2, d, ref, b * hq, d, c->bf16, &bad);
+			GT_CHECK(t, ret == 0 && bad == 0 && err <= tol,
+				 "paged baseline bs%u %s%s: rel err %.2e, %llu bad, ret %d %s", bs,
+				 name, m == KVMM_ATTN_MERGE_BLOCK ? " block-merge" : "", err,
+				 (unsigned long long)bad, ret,
+				 ret ? kvmm_kernels_last_error(k) : "");
+			CU(kvt_drv->cuMemsetD8(dout, 0xff, 2 * os * b));
+			ret = kvmm_attn_decode(k, &kv, &vv, &p2, 0);
+			if (!ret)
+				ret = kvmm_cuda_errno(kvt_drv->cuCtxSynchronize());
+			CU(kvt_drv->cuMemcpyDtoH(out, dout, 2 * os * b));
+			GT_CHECK(t, ret == 0 && !memcmp(out, out2, 2 * os * b),
+				 "paged baseline == kvmm view bit for bit at %u splits%s (%s)",
+				 p2.num_splits, m == KVMM_ATTN_MERGE_BLOCK ? " block-merge" : "",
+				 name);
+		}
+		kvmm_kernels_set_merge(k, KVMM_ATTN_MERGE_AUTO);
 		kvt_drv->cuMemFree(dpool);
 		kvt_drv->cuMemFree(dtab);
 		free(pool);
@@ -318,7 +337,7 @@ static void random_cfg(struct cfg *c, struct kvt_rng *r, uint32_t i)
 	c->qamp = kvt_rng_below(r, 3) ? 1.f : 8.f; /* 8: peaky softmax */
 	c->ids = kvt_rng_below(r, 3) == 0;
 	c->pad = kvt_rng_below(r, 4) == 0;
-	c->splits = kvt_rng_below(r, 4) == 0 ? 1 + kvt_rng_below(r, 128) : 0;
+	c->splits = kvt_rng_below(r, 4) == 0 ? 1 + kvt_rng_below(r, KVMM_ATTN_MAX_SPLITS) : 0;
 }
 
 static void test_errors(struct gt *t, struct kvmm_backend *be, struct kvmm_kernels *k)
@@ -450,8 +469,12 @@ static void test_bad_lengths(struct gt *t, struct kvmm_kernels *k, struct kvt_rn
 				     .out = dout,
 				     .seq_lens = dlens,
 				     .seq_ids = dids};
-	for (int round = 0; round < 4; round++) {
-		kvmm_kernels_set_pipelined(k, round < 2); /* both variants, twice each */
+	for (int round = 0; round < 6; round++) {
+		/* every variant (cluster merge, block merge, plain), twice each */
+		kvmm_kernels_set_pipelined(k, round < 4);
+		kvmm_kernels_set_merge(k,
+				       round < 2 ? KVMM_ATTN_MERGE_CLUSTER : KVMM_ATTN_MERGE_BLOCK);
+		p.num_splits = round & 1 ? 4 : 7;
 		CU(kvt_drv->cuMemsetD8(dout, 0, sizeof(out)));
 		int ret = kvmm_attn_decode(k, &kv, &vv, &p, 0);
 		GT_CHECK(t, ret == 0 && kvmm_cuda_errno(kvt_drv->cuCtxSynchronize()) == 0,
@@ -475,12 +498,45 @@ static void test_bad_lengths(struct gt *t, struct kvmm_kernels *k, struct kvt_rn
 		GT_CHECK(t, bad == 0 && e < 1e-2, "the good entries are right (%.2e)", e);
 	}
 	kvmm_kernels_set_pipelined(k, 1);
+	kvmm_kernels_set_merge(k, KVMM_ATTN_MERGE_AUTO);
 	kvt_drv->cuMemFree(dimg);
 	kvt_drv->cuMemFree(dq);
 	kvt_drv->cuMemFree(dout);
 	kvt_drv->cuMemFree(dlens);
 	kvt_drv->cuMemFree(dids);
 	free(img);
+}
+
+/*
+ * Many splits over odd lengths: sequences of 0, 1, 63, 65 tokens next to
+ * ones of thousands, so that with 64-token chunks and up to 256 splits some
+ * sequences fill one cluster partly, some end inside a cluster (idle blocks
+ * that take part in its merge), some leave whole clusters idle, some span
+ * up to 32 clusters; split counts that are not multiples of the cluster,
+ * more than 16 query heads per KV head (two m tiles), head_dim 64 and 128.
+ */
+static void test_many_splits(struct gt *t, struct kvmm_kernels *k, struct kvt_rng *r)
+{
+	static const int32_t lens[6] = {16383, 0, 63, 1, 4097, 65};
+	static const uint32_t splits[] = {0, 8, 9, 17, 63, 200, 256};
+	static const uint32_t groups[] = {8, 4, 20, 1};
+
+	for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+		struct cfg c = {.bf16 = i % 2 == 0,
+				.d = i % 3 ? 128 : 64,
+				.hkv = i % 2 ? 2 : 1,
+				.group = groups[i % 4],
+				.batch = 6,
+				.layers = 1,
+				.max_tokens = 16384,
+				.max_seqs = 6,
+				.splits = splits[i],
+				.layout = (enum kvmm_layout)(1 + i % 3),
+				.page = i % 3 == 2 ? 200 * 1024 : 2 << 20,
+				.qamp = i == 3 ? 8.f : 1.f,
+				.lens = lens};
+		run_cfg(t, k, &c, r);
+	}
 }
 
 int main(void)
@@ -494,23 +550,29 @@ int main(void)
 		return gt_done(&t);
 	kvt_rng_init(&r, kvt_seed());
 	printf("# seed 0x%llx\n", (unsigned long long)kvt_seed());
+	/* the H100 runs the cluster kernels: they must be there */
+	printf("# cluster kernels: %d / %d blocks resident (bf16 d128 view / table)\n",
+	       k->attn_cl_slots[1][1][0], k->attn_cl_slots[1][1][1]);
+	GT_CHECK(&t, k->attn_cl_slots[1][1][0] >= KVMM_ATTN_CLUSTER,
+		 "the cluster kernels can run on this device");
 	test_errors(&t, be, k);
 	test_bad_lengths(&t, k, &r);
+	test_many_splits(&t, k, &r);
 
 	/* A fixed set first (the shapes of the benchmarks, short), then random. */
 	struct cfg fixed[] = {
 		{true, 128, 8, 4, 8, 2, 700, 8, 0, KVMM_LAYOUT_LAYER_MAJOR, 2 << 20, 1, false,
-		 false},
+		 false, NULL},
 		{true, 128, 8, 4, 8, 4, 700, 8, 0, KVMM_LAYOUT_TOKEN_MAJOR, 2 << 20, 1, false,
-		 false},
+		 false, NULL},
 		{true, 128, 8, 4, 8, 4, 700, 8, 0, KVMM_LAYOUT_PAGE_MAJOR, 128 << 10, 1, false,
-		 false},
+		 false, NULL},
 		{true, 128, 1, 8, 3, 5, 3000, 3, 0, KVMM_LAYOUT_PAGE_MAJOR, 2 << 20, 1, false,
-		 false},
+		 false, NULL},
 		{false, 64, 2, 1, 256, 1, 200, 256, 0, KVMM_LAYOUT_LAYER_MAJOR, 2 << 20, 1, true,
-		 false},
+		 false, NULL},
 		{false, 128, 4, 32, 2, 1, 1000, 2, 128, KVMM_LAYOUT_TOKEN_MAJOR, 2 << 20, 8, false,
-		 true},
+		 true, NULL},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		run_cfg(&t, k, &fixed[i], &r);

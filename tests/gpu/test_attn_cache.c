@@ -107,7 +107,9 @@ static void run(struct gt *t, struct kvmm_backend *be, struct kvmm_kernels *k,
 	CU(kvt_drv->cuMemcpyHtoD(dids, ids, 4 * nseq));
 	kvt_attn_ref(q, (uint64_t)hq * d, img, &hkv, &hvv, nseq, hq, lens, ids,
 		     1.0 / sqrt((double)d), sh->bf16, ref);
-	for (int plain = 0; plain < 2 && !ret; plain++) {
+	/* pipelined with the cluster merge, with the block merge; plain */
+	for (int var = 0; var < 3 && !ret; var++) {
+		const int plain = var == 2;
 		struct kvmm_attn_params p = {.batch = nseq,
 					     .num_q_heads = hq,
 					     .head_dim = d,
@@ -119,6 +121,7 @@ static void run(struct gt *t, struct kvmm_backend *be, struct kvmm_kernels *k,
 					     .seq_ids = dids};
 		uint64_t bad;
 		kvmm_kernels_set_pipelined(k, !plain);
+		kvmm_kernels_set_merge(k, var ? KVMM_ATTN_MERGE_BLOCK : KVMM_ATTN_MERGE_CLUSTER);
 		CU(kvt_drv->cuMemsetD8(dout, 0xff, 2ull * nseq * hq * d));
 		ret = kvmm_attn_decode(k, &kv, &vv, &p, 0);
 		if (!ret)
@@ -127,10 +130,14 @@ static void run(struct gt *t, struct kvmm_backend *be, struct kvmm_kernels *k,
 		double e = kvt_rel_err(out, d, ref, nseq * hq, d, sh->bf16, &bad);
 		GT_CHECK(t, ret == 0 && bad == 0 && e < (sh->bf16 ? 1e-2 : 2e-3),
 			 "%s%s: decode over the cache's views: rel err %.2e, %llu bad (%d %s)",
-			 name, plain ? " plain" : "", e, (unsigned long long)bad, ret,
-			 ret ? kvmm_kernels_last_error(k) : "");
+			 name,
+			 var == 2 ? " plain"
+			 : var	  ? " block-merge"
+				  : "",
+			 e, (unsigned long long)bad, ret, ret ? kvmm_kernels_last_error(k) : "");
 	}
 	kvmm_kernels_set_pipelined(k, 1);
+	kvmm_kernels_set_merge(k, KVMM_ATTN_MERGE_AUTO);
 	kvt_drv->cuMemFree(dq);
 	kvt_drv->cuMemFree(dout);
 	kvt_drv->cuMemFree(dlens);

@@ -45,49 +45,92 @@ START_TEST(test_fastdiv)
 }
 END_TEST
 
-static struct kvmm_attn_plan plan(uint32_t groups, uint32_t len, uint32_t forced)
+static struct kvmm_attn_plan plan_m(uint32_t groups, uint32_t len, uint32_t forced, uint32_t rows,
+				    uint32_t cluster_slots, uint32_t merge)
 {
 	struct kvmm_attn_plan_in in = {.groups = groups,
 				       .max_len = len,
-				       .rows = 4,
+				       .rows = rows,
 				       .head_dim = 128,
 				       .num_sms = 132,
-				       .occupancy = 3,
+				       .occupancy = 2,
+				       .cluster_slots = cluster_slots,
 				       .ws_items = KVMM_ATTN_WS_ITEMS,
 				       .forced = forced,
-				       .step_us = KVMM_ATTN_STEP_US};
+				       .merge = merge,
+				       .step_us = KVMM_ATTN_STEP_US_PIPE};
 	struct kvmm_attn_plan p;
 
 	kvmm_attn_plan_make(&in, &p);
 	return p;
 }
 
+/* No cluster kernel: the single-block merge only. */
+static struct kvmm_attn_plan plan(uint32_t groups, uint32_t len, uint32_t forced)
+{
+	return plan_m(groups, len, forced, 4, 0, KVMM_ATTN_MERGE_AUTO);
+}
+
 START_TEST(test_plan_invariants)
 {
-	static const uint32_t groups[] = {1, 8, 64, 512, 2048, 4096, 100000};
+	static const uint32_t groups[] = {1, 8, 64, 255, 512, 2048, 2049, 4096, 100000};
 	static const uint32_t lens[] = {0,    1,    15,	   64,	  65,	  1000,
 					1024, 4096, 16384, 32768, 131072, 1u << 30};
+	static const uint32_t slots[] = {0, 8, 240, 256};
 
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
-		for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
-			for (uint32_t f = 0; f <= 200; f += 50) {
-				struct kvmm_attn_plan p = plan(groups[i], lens[j], f);
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		for (size_t j = 0; j < sizeof(lens) / sizeof(lens[0]); j++)
+			for (size_t k = 0; k < sizeof(slots) / sizeof(slots[0]); k++)
+				for (uint32_t m = 0; m < 3; m++)
+					for (uint32_t f = 0; f <= 300; f += 50) {
+						struct kvmm_attn_plan p = plan_m(groups[i], lens[j],
+										 f, 8, slots[k], m);
 
-				ck_assert_uint_ge(p.nsplit, 1);
-				ck_assert_uint_le(p.nsplit, KVMM_ATTN_MAX_SPLITS);
-				ck_assert_uint_eq(p.chunk % KVMM_ATTN_CHUNK_ALIGN, 0);
-				/* the splits cover the context, none is empty */
-				ck_assert_uint_ge((uint64_t)p.chunk * p.nsplit, lens[j]);
-				if (lens[j])
-					ck_assert_uint_lt((uint64_t)p.chunk * (p.nsplit - 1),
-							  lens[j]);
-				/* several splits only where the workspace holds them */
-				if (p.nsplit > 1)
-					ck_assert_uint_le((uint64_t)groups[i] * p.nsplit,
-							  KVMM_ATTN_WS_ITEMS);
-			}
-		}
-	}
+						ck_assert_uint_ge(p.nsplit, 1);
+						ck_assert_uint_le(p.nsplit, KVMM_ATTN_MAX_SPLITS);
+						ck_assert_uint_ge(p.nchunks, 1);
+						ck_assert_uint_le(p.nchunks, p.nsplit);
+						ck_assert_uint_eq(p.chunk % KVMM_ATTN_CHUNK_ALIGN,
+								  0);
+						/* the chunks cover the context, none is empty */
+						ck_assert_uint_ge((uint64_t)p.chunk * p.nchunks,
+								  lens[j]);
+						if (lens[j])
+							ck_assert_uint_lt((uint64_t)p.chunk *
+										  (p.nchunks - 1),
+									  lens[j]);
+						if (p.cluster) {
+							/* whole clusters, a kernel that exists, room for the partials
+			 * and the counters */
+							ck_assert_uint_ne(slots[k], 0);
+							ck_assert_uint_ne(m, KVMM_ATTN_MERGE_BLOCK);
+							ck_assert_uint_eq(
+								p.nsplit % KVMM_ATTN_CLUSTER, 0);
+							ck_assert_uint_lt(p.nsplit - p.nchunks,
+									  KVMM_ATTN_CLUSTER);
+							ck_assert_uint_le(
+								(uint64_t)groups[i] *
+									(p.nsplit /
+									 KVMM_ATTN_CLUSTER),
+								KVMM_ATTN_WS_ITEMS);
+							ck_assert_uint_le(groups[i],
+									  KVMM_ATTN_WS_ITEMS);
+						} else {
+							ck_assert_uint_eq(p.nsplit, p.nchunks);
+							/* several splits only where the workspace holds them */
+							if (p.nsplit > 1)
+								ck_assert_uint_le(
+									(uint64_t)groups[i] *
+										p.nsplit,
+									KVMM_ATTN_WS_ITEMS);
+						}
+						/* forcing the cluster merge gets it wherever it fits */
+						if (m == KVMM_ATTN_MERGE_CLUSTER && slots[k] &&
+						    lens[j] &&
+						    groups[i] <= KVMM_ATTN_WS_ITEMS /
+									 (f ? (f + 7) / 8 : 1))
+							ck_assert(p.cluster);
+					}
 }
 END_TEST
 
@@ -96,6 +139,7 @@ START_TEST(test_plan_choices)
 	/* Enough groups to fill the GPU several times: no split, no merge. */
 	ck_assert_uint_eq(plan(2048, 32768, 0).nsplit, 1);
 	ck_assert_uint_eq(plan(4096, 4096, 0).nsplit, 1);
+	ck_assert(!plan_m(4096, 4096, 0, 4, 256, 0).cluster);
 	/* One sequence of 32K tokens over 8 KV heads: split to fill the GPU
 	 * (measured best on the H100: 32 splits, kernels/NOTES.md). */
 	ck_assert_uint_ge(plan(8, 32768, 0).nsplit, 16);
@@ -107,6 +151,33 @@ START_TEST(test_plan_choices)
 	/* A forced count is obeyed (within the context). */
 	ck_assert_uint_eq(plan(8, 32768, 7).nsplit, 7);
 	ck_assert_uint_eq(plan(8, 100, 7).nsplit, 2); /* 100 tokens: 2 chunks of 64 */
+	/* ... and rounded up to whole clusters when merging in clusters */
+	struct kvmm_attn_plan p = plan_m(8, 32768, 7, 4, 256, KVMM_ATTN_MERGE_CLUSTER);
+	ck_assert(p.cluster);
+	ck_assert_uint_eq(p.nchunks, 7);
+	ck_assert_uint_eq(p.nsplit, 8);
+	/* One sequence, one KV head, 32K: the single-block merge of many
+	 * partials is what made this slow; with clusters, split to fill the
+	 * resident slots (H100: 240; measured best 176-192, kernels/NOTES.md). */
+	p = plan_m(1, 32768, 0, 8, 240, KVMM_ATTN_MERGE_AUTO);
+	ck_assert(p.cluster);
+	ck_assert_uint_ge(p.nsplit, 128);
+	ck_assert_uint_le(p.nsplit, 240);
+	/* ... but not where clusters measured slower: many groups, or a
+	 * sequence of fewer than 4 clusters (1K tokens: 2 at most) */
+	ck_assert(!plan_m(8, 16384, 0, 4, 240, KVMM_ATTN_MERGE_AUTO).cluster);
+	ck_assert(!plan_m(8, 1024, 0, 4, 240, KVMM_ATTN_MERGE_AUTO).cluster);
+	ck_assert(!plan_m(1, 1024, 0, 8, 240, KVMM_ATTN_MERGE_AUTO).cluster);
+	/* 8 groups of 16K: 32 splits (2 blocks on every SM) measured 4.5%
+	 * faster than 26 (some SMs with one) */
+	ck_assert_uint_eq(plan_m(8, 16384, 0, 4, 240, KVMM_ATTN_MERGE_AUTO).nsplit, 32);
+	/* ... but never more clusters than are resident at once */
+	p = plan_m(1, 32768, 0, 8, 128, KVMM_ATTN_MERGE_AUTO);
+	ck_assert_uint_le(p.nsplit, 128);
+	/* Without cluster kernels, or told not to: the block merge. */
+	ck_assert(!plan_m(1, 32768, 0, 8, 0, KVMM_ATTN_MERGE_AUTO).cluster);
+	ck_assert(!plan_m(1, 32768, 0, 8, 256, KVMM_ATTN_MERGE_BLOCK).cluster);
+	ck_assert(!plan_m(1, 32768, 0, 8, 0, KVMM_ATTN_MERGE_CLUSTER).cluster);
 }
 END_TEST
 
@@ -198,7 +269,7 @@ START_TEST(test_param_checks)
 	BAD(num_q_heads, 30, "num_q_heads");
 	BAD(num_q_heads, 0, "num_q_heads");
 	BAD(max_len, (1u << 30) + 1, "max_len");
-	BAD(num_splits, 129, "num_splits");
+	BAD(num_splits, KVMM_ATTN_MAX_SPLITS + 1, "num_splits");
 	BAD(scale, -1.f, "scale");
 	BAD(flags, 1, "flags");
 	BAD(q, 0, "q");
