@@ -11,7 +11,16 @@
  * serve it), median of 5 runs.  Inputs are random, never zeros.
  * Achieved bandwidth = KV bytes the launch must read / kernel time; it is
  * reported as a fraction of the device-to-device copy's traffic (bytes read
- * + bytes written per second) measured in the same run.
+ * + bytes written per second) measured in the same run.  The launch floor
+ * (a one-block kernel timed the same way) says what part of a short
+ * launch's time no kernel can remove.
+ *
+ * Environment (to fit a short device lease; defaults run everything):
+ * KVMM_BENCH_KERNELS = comma list of parts (attn,splits,pack,sdpa; the
+ * ceilings always run), KVMM_BENCH_MAX_BATCH = the largest batch of the
+ * attention grid (and of the SDPA comparison, unless
+ * KVMM_BENCH_SDPA_MAX_BATCH says otherwise), KVMM_BENCH_GRAPH_MS = work per
+ * timed graph (20).
  */
 #include <errno.h>
 #include <limits.h>
@@ -38,8 +47,24 @@ struct kb {
 	double read_gbps; /* a read-only kernel */
 	uint64_t budget;  /* bytes of KV one configuration may allocate */
 	uint64_t seed;
-	int graphs; /* time through CUDA graphs (cleared if capture fails) */
+	int graphs;	    /* time through CUDA graphs (cleared if capture fails) */
+	uint32_t max_batch; /* of the attention grid */
+	double graph_us;    /* work per timed graph */
 };
+
+/* Is part (attn, splits, pack, sdpa) selected by KVMM_BENCH_KERNELS? */
+static bool part_on(const char *part)
+{
+	const char *sel = getenv("KVMM_BENCH_KERNELS");
+	size_t n = strlen(part);
+
+	if (!sel || !*sel)
+		return true;
+	for (const char *s = sel; (s = strstr(s, part)); s += n)
+		if ((s == sel || s[-1] == ',') && (s[n] == ',' || !s[n]))
+			return true;
+	return false;
+}
 
 struct shape {
 	const char *name;
@@ -64,7 +89,7 @@ static const struct shape shapes[] = {
 
 /*
  * Time calls of fn(arg, i), i rotating over rot inputs, on the stream:
- * n calls (about 20 ms of work) are captured in a CUDA graph, as a decode
+ * n calls (about 20 ms of work, KVMM_BENCH_GRAPH_MS) are captured in a CUDA graph, as a decode
  * step runs in a serving engine, and the graph is replayed 5 times between
  * two events; *us is the median of the 5 means per call.  Without graph
  * support the calls are enqueued directly.
@@ -89,7 +114,7 @@ static int time_launches(struct kb *b, launch_fn fn, void *arg, uint32_t rot, do
 	CK(b, b->drv->cuEventSynchronize(b->ev[1]), "launch");
 	CK(b, b->drv->cuEventElapsedTime(&ms, b->ev[0], b->ev[1]), "event");
 	first = ms * 1e3;
-	n = first > 0 ? (uint32_t)(20000.0 / first) : 200;
+	n = first > 0 ? (uint32_t)(b->graph_us / first) : 200;
 	n = n < 3 ? 3 : n > 200 ? 200 : n;
 	if (b->graphs && b->drv->cuStreamBeginCapture(b->st, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL) ==
 				 CUDA_SUCCESS) {
@@ -162,11 +187,26 @@ static int stream_once(void *arg, uint32_t i)
  * attention only reads, so it can pass the copies' traffic rate; the issue's
  * fraction is against the better of the two copies.
  */
+struct floor_arg {
+	struct kb *b;
+	CUdeviceptr dst;
+};
+
+static int floor_once(void *arg, uint32_t i)
+{
+	struct floor_arg *f = arg;
+
+	/* one block writing 16 bytes */
+	return kvmm_kernels_fill_random(f->b->k, f->dst, 8, KVMM_DTYPE_BF16, i, 1.f,
+					(uint64_t)(uintptr_t)f->b->st);
+}
+
 static int bench_copy(struct kb *b)
 {
 	struct copy_arg c = {.b = b, .n = 1ull << 30};
 	struct stream_arg a = {.b = b, .n = 1ull << 30};
-	double us_drv, us_kcopy, us_read;
+	struct floor_arg fl = {.b = b};
+	double us_drv, us_kcopy, us_read, us_floor = 0;
 	CUdeviceptr sink;
 	int ret;
 
@@ -186,6 +226,9 @@ static int bench_copy(struct kb *b)
 	a.copy = false;
 	if (!ret)
 		ret = time_launches(b, stream_once, &a, 1, &us_read);
+	fl.dst = sink;
+	if (!ret)
+		ret = time_launches(b, floor_once, &fl, 4, &us_floor);
 	b->drv->cuMemFree(c.src);
 	b->drv->cuMemFree(c.dst);
 	b->drv->cuMemFree(sink);
@@ -198,6 +241,7 @@ static int bench_copy(struct kb *b)
 	bench_result(b->ctx, "d2d-copy-driver-1GiB", "copy_traffic_GBps", drv, "GB/s", NULL, 0);
 	bench_result(b->ctx, "d2d-copy-kernel-1GiB", "copy_traffic_GBps", kc, "GB/s", NULL, 0);
 	bench_result(b->ctx, "read-kernel-1GiB", "read_GBps", b->read_gbps, "GB/s", NULL, 0);
+	bench_result(b->ctx, "one-block-kernel", "launch_floor_us", us_floor, "us", NULL, 0);
 	return 0;
 }
 
@@ -347,20 +391,25 @@ static int attn_config(struct kb *b, const struct shape *s, uint32_t batch, uint
 
 /*
  * The grid of the issue: both shapes, batch 1..256, context 1K..32K, every
- * layout and the paged baseline with the default (pipelined) kernels; then
- * layer-major and paged again with the plain kernels ("/plain").
+ * layout and the paged baseline with the default kernels (pipelined, the
+ * planner's merge); then, where splits matter (batch <= 8), layer-major and
+ * paged with the single-block merge only ("/block-merge": the kernels
+ * before the cluster merge); then both with the plain kernels ("/plain").
  */
 static int bench_attn(struct kb *b)
 {
 	static const uint32_t batches[] = {1, 8, 64, 256}, ctxs[] = {1024, 4096, 16384, 32768};
 	static const enum kvmm_layout layouts[] = {KVMM_LAYOUT_LAYER_MAJOR, KVMM_LAYOUT_TOKEN_MAJOR,
 						   KVMM_LAYOUT_PAGE_MAJOR};
+	static const char *const suffix[] = {"", "/block-merge", "/plain"};
 	char name[128];
 	int ret = 0;
 
 	bench_header("kernels: decode attention, bf16, uniform lengths (kvmm layouts vs paged)");
-	for (int plain = 0; plain < 2; plain++) {
-		kvmm_kernels_set_pipelined(b->k, !plain);
+	for (int pass = 0; pass < 3; pass++) {
+		kvmm_kernels_set_pipelined(b->k, pass < 2);
+		kvmm_kernels_set_merge(b->k,
+				       pass == 1 ? KVMM_ATTN_MERGE_BLOCK : KVMM_ATTN_MERGE_AUTO);
 		for (size_t si = 0; si < 2; si++) {
 			const struct shape *s = &shapes[si];
 			for (size_t bi = 0; bi < 4; bi++) {
@@ -371,9 +420,11 @@ static int bench_attn(struct kb *b)
 
 					if (b->ctx->quick && (bi % 2 || ci % 2))
 						continue;
+					if (batch > b->max_batch || (pass == 1 && batch > 8))
+						continue;
 					if ((ret = attn_config(b, s, batch, ctx, 0, 1, 0, &paged)))
 						goto out;
-					for (int li = -1; li < (plain ? 1 : 3); li++) {
+					for (int li = -1; li < (pass ? 1 : 3); li++) {
 						const int is_paged = li < 0;
 						const enum kvmm_layout lay =
 							is_paged ? 0 : layouts[li];
@@ -384,7 +435,7 @@ static int bench_attn(struct kb *b)
 							goto out;
 						snprintf(name, sizeof(name), "%s/%s/b%u/ctx%u%s",
 							 s->name, layout_tag(lay, is_paged), batch,
-							 ctx, plain ? "/plain" : "");
+							 ctx, suffix[pass]);
 						if (t <= 0) {
 							printf("%-60s skipped: the KV of all %u "
 							       "layers "
@@ -411,45 +462,55 @@ static int bench_attn(struct kb *b)
 	}
 out:
 	kvmm_kernels_set_pipelined(b->k, 1);
+	kvmm_kernels_set_merge(b->k, KVMM_ATTN_MERGE_AUTO);
 	return ret;
 }
 
-/* Calibration of the split planner: time forced split counts. */
+/*
+ * Calibration of the split planner: forced split counts with each merge
+ * (pipelined kernels, layer-major); "splits0" = the planner's choice.
+ */
 static int bench_splits(struct kb *b)
 {
 	static const struct {
 		int shape;
 		uint32_t batch, ctx;
-	} cfgs[] = {{0, 1, 32768}, {0, 8, 32768}, {0, 64, 4096}, {1, 1, 32768},
-		    {1, 8, 4096},  {1, 1, 4096},  {0, 1, 1024}};
-	static const uint32_t splits[] = {0, 1, 2, 4, 8, 16, 32, 64, 128};
+	} cfgs[] = {{1, 1, 32768}, {1, 1, 16384}, {0, 1, 16384}, {1, 8, 16384}, {0, 1, 32768},
+		    {0, 8, 32768}, {1, 1, 4096},  {1, 8, 4096},	 {0, 1, 1024}};
+	static const uint32_t splits[] = {0, 1, 8, 16, 26, 32, 48, 64, 128, 176, 192, 256};
+	static const char *const mname[] = {"", "/block", "/cluster"};
 	char name[128];
+	int ret = 0;
 
-	bench_header("kernels: split count sweep, layer-major (0 = the planner's choice)");
-	for (int plain = 0; plain < 2; plain++) {
-		kvmm_kernels_set_pipelined(b->k, !plain);
-		for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
-			if (b->ctx->quick && i > 1)
-				break;
+	bench_header("kernels: split count sweep, layer-major (splits0 = the planner's choice)");
+	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]) && !ret; i++) {
+		if (b->ctx->quick && i > 1)
+			break;
+		for (int m = KVMM_ATTN_MERGE_AUTO; m <= KVMM_ATTN_MERGE_CLUSTER && !ret; m++) {
+			kvmm_kernels_set_merge(b->k, (enum kvmm_attn_merge)m);
 			for (size_t j = 0; j < sizeof(splits) / sizeof(splits[0]); j++) {
 				double t;
-				int ret = attn_config(b, &shapes[cfgs[i].shape], cfgs[i].batch,
-						      cfgs[i].ctx, KVMM_LAYOUT_LAYER_MAJOR, 0,
-						      splits[j], &t);
-				if (ret) {
-					kvmm_kernels_set_pipelined(b->k, 1);
-					return ret;
-				}
+
+				/* auto: only the planner's choice */
+				if ((m == KVMM_ATTN_MERGE_AUTO) != (splits[j] == 0))
+					continue;
+				if (splits[j] * 64 > cfgs[i].ctx + 63)
+					continue;
+				ret = attn_config(b, &shapes[cfgs[i].shape], cfgs[i].batch,
+						  cfgs[i].ctx, KVMM_LAYOUT_LAYER_MAJOR, 0,
+						  splits[j], &t);
+				if (ret)
+					break;
 				snprintf(name, sizeof(name), "%s/b%u/ctx%u/splits%u%s",
 					 shapes[cfgs[i].shape].name, cfgs[i].batch, cfgs[i].ctx,
-					 splits[j], plain ? "/plain" : "");
+					 splits[j], mname[m]);
 				bench_result(b->ctx, name, "decode_attn_split_us", t, "us", NULL,
 					     0);
 			}
 		}
 	}
-	kvmm_kernels_set_pipelined(b->k, 1);
-	return 0;
+	kvmm_kernels_set_merge(b->k, KVMM_ATTN_MERGE_AUTO);
+	return ret;
 }
 
 struct pack_arg {
@@ -598,7 +659,8 @@ static void bench_sdpa(struct kb *b)
 static int run_kernels(struct bench_ctx *ctx)
 {
 	struct kvmm_backend_config cfg = {.type = KVMM_BACKEND_CUDA};
-	struct kb b = {.ctx = ctx, .seed = 0x6b766d6d, .graphs = 1};
+	struct kb b = {
+		.ctx = ctx, .seed = 0x6b766d6d, .graphs = 1, .max_batch = 256, .graph_us = 20000};
 	CUcontext cu;
 	CUdevice devh;
 	size_t free_b = 0, total_b = 0;
@@ -635,14 +697,18 @@ static int run_kernels(struct bench_ctx *ctx)
 	b.budget = free_b > (6ull << 30) ? free_b - (6ull << 30) : free_b / 2;
 	if (getenv("KVMM_BENCH_KV_BUDGET"))
 		b.budget = strtoull(getenv("KVMM_BENCH_KV_BUDGET"), NULL, 0);
-	ret = bench_copy(&b);
-	if (!ret)
+	if (getenv("KVMM_BENCH_MAX_BATCH"))
+		b.max_batch = (uint32_t)strtoul(getenv("KVMM_BENCH_MAX_BATCH"), NULL, 0);
+	if (getenv("KVMM_BENCH_GRAPH_MS") && atof(getenv("KVMM_BENCH_GRAPH_MS")) > 0)
+		b.graph_us = 1e3 * atof(getenv("KVMM_BENCH_GRAPH_MS"));
+	ret = bench_copy(&b); /* the ceilings every ratio needs */
+	if (!ret && part_on("attn"))
 		ret = bench_attn(&b);
-	if (!ret)
+	if (!ret && part_on("splits"))
 		ret = bench_splits(&b);
-	if (!ret)
+	if (!ret && part_on("pack"))
 		ret = bench_pack(&b);
-	if (!ret && !getenv("KVMM_BENCH_NO_SDPA"))
+	if (!ret && part_on("sdpa") && !getenv("KVMM_BENCH_NO_SDPA"))
 		bench_sdpa(&b);
 out:
 	if (ret)

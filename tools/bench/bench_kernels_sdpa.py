@@ -88,6 +88,12 @@ def main():
         return 0
     budget = int(args.budget_gib * (1 << 30))
     batches, ctxs = [1, 8, 64, 256], [1024, 4096, 16384, 32768]
+    # the largest batch: KVMM_BENCH_SDPA_MAX_BATCH, else kvmm-bench's
+    # KVMM_BENCH_MAX_BATCH (to fit a short device lease)
+    max_batch = int(os.environ.get("KVMM_BENCH_SDPA_MAX_BATCH") or
+                    os.environ.get("KVMM_BENCH_MAX_BATCH") or 0)
+    if max_batch > 0:
+        batches = [b for b in batches if b <= max_batch]
     dt = torch.bfloat16
     for name, layers, hq, hkv, d in SHAPES:
         g = hq // hkv
