@@ -343,8 +343,10 @@ int kvmm_seq_read(struct kvmm_cache *c, uint32_t seq, uint32_t layer, enum kvmm_
  * pages the caller must still free (pages that sequences need or that are
  * pinned, over the new budget), the pressure callback is called with it,
  * and no new page is created until the cache is under the new budget.
- * Pages that other threads are busy with at that moment are given back by
- * the mapper shortly after.  Returns 0, or -EINVAL.  Thread-safe.
+ * Pages being created when it is called land first (it waits for them), so
+ * none appear beyond the new budget after it returns; pages that other
+ * threads are mapping or unmapping at that moment are given back by the
+ * mapper shortly after.  Returns 0, or -EINVAL.  Thread-safe.
  */
 int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t *pages_short);
 

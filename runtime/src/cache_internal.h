@@ -215,6 +215,7 @@ struct kvmm_cache {
 	uint64_t tokens_used;
 	uint32_t seqs_active;
 	uint32_t inflight;		   /* threads in an unlocked driver phase */
+	uint32_t creating;		   /* of those, threads creating pages */
 	uint64_t pool_events;		   /* bumped by every change of where blocks are */
 	uint64_t trim_stuck, refill_stuck; /* pool_events at the last futile try */
 

@@ -236,11 +236,13 @@ static int create_blocks(struct kvmm_cache *c, kvmm_blk_t *out, uint32_t n, stru
 	 * cannot overshoot the budget together. */
 	c->committed_pages += (uint64_t)n * c->g.ppb;
 	c->inflight++;
+	c->creating++;
 	kvmm_unlock(c);
 	for (i = 0; i < n; i++)
 		rets[i] = blk_build(c, ids[i], blk_home(c, ids[i]), op);
 	kvmm_lock(c);
 	c->inflight--;
+	c->creating--;
 	for (i = 0; i < n; i++) {
 		struct kvmm_blk *b = kvmm_blk(c, ids[i]);
 
@@ -471,6 +473,11 @@ int kvmm_cache_set_budget(struct kvmm_cache *c, uint64_t budget_bytes, uint64_t 
 	c->cfg.budget_bytes = budget_bytes;
 	c->budget_pages = budget_bytes / c->g.page;
 	c->pool_events++;
+	/* Pages being created were counted against the old budget; once
+	 * this returns, none may appear beyond the new one, so let them land
+	 * and be trimmed with the rest. */
+	while (c->creating && kvmm_pool_over_budget(c))
+		pthread_cond_wait(&c->done_cv, &c->lock);
 	/* Free blocks, then deferred and map-ahead ones, then what the
 	 * reclaimer gives back; what is left is the caller's to free. */
 	while (kvmm_pool_trim_one(c, &op) > 0)
