@@ -468,26 +468,28 @@ static int run_attach(struct bench_ctx *ctx, struct kvmm_backend *be, enum kvmm_
 
 /* ---- the group ------------------------------------------------------------- */
 
-static int run_prefix(struct bench_ctx *ctx)
+/* Whether part `what` of the group was asked for: `kvmm-bench prefix
+ * [tree,hit,api,attach]` (a comma-separated list; none: all). */
+static bool want_part(const struct bench_ctx *ctx, const char *what)
 {
-	uint32_t nsessions = ctx->quick ? 200 : 1000;
-	uint64_t nreq = ctx->quick ? 10000 : 100000, napi = ctx->quick ? 2000 : 20000;
-	uint32_t ntok = ctx->quick ? 1024 : 4096;
-	struct kvmm_backend_config bc = {.type = KVMM_BACKEND_AUTO};
-	const char *env = getenv("KVMM_BACKEND");
-	struct kvmm_backend *be = NULL;
-	struct tree_run tr, lru, lfu, small;
-	struct api_run ar;
-	struct attach_res at;
-	char name[64], base[64], metric[64];
-	double recompute, peak;
-	bool measured;
-	int ret;
+	size_t n = strlen(what);
 
-	/* 1. the tree on the workload, unbounded, next to the hash index;
-	 * rates are medians over repetitions (this may share its cores) */
+	if (ctx->argc < 1)
+		return true;
+	for (const char *p = ctx->argv[0]; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, what, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+/* 1. the tree on the workload, unbounded, next to the hash index; rates
+ * are medians over repetitions (this may share its cores). */
+static int part_tree(struct bench_ctx *ctx, uint32_t nsessions, uint64_t nreq)
+{
 	const int reps = ctx->quick ? 1 : 3;
-	double rate[4][3];
+	struct tree_run tr;
+	double rate[4][3], m, mb, i, ib, hit;
+	int ret;
 
 	for (int r = 0; r < reps; r++) {
 		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, true, &tr);
@@ -503,33 +505,47 @@ static int run_prefix(struct bench_ctx *ctx)
 	       "mean request %.0f tokens, mean hit %.0f tokens\n",
 	       (unsigned long long)nreq, nsessions, NPROMPTS, (unsigned long long)tr.blocks,
 	       (double)tr.lookup_tokens / nreq, (double)tr.hit_tokens / nreq);
-	{
-		double m = bench_median(rate[0], reps), mb = bench_median(rate[1], reps);
-		double i = bench_median(rate[2], reps), ib = bench_median(rate[3], reps);
-		double hit = (double)tr.hit_tokens / tr.matches;
+	m = bench_median(rate[0], reps);
+	mb = bench_median(rate[1], reps);
+	i = bench_median(rate[2], reps);
+	ib = bench_median(rate[3], reps);
+	hit = (double)tr.hit_tokens / tr.matches;
+	bench_result(ctx, "prefix-tree", "match_tokens_per_s", m, "tokens/s", "hash_chain", mb);
+	bench_result(ctx, "prefix-tree", "inserts_per_s", i, "1/s", "hash_chain", ib);
+	bench_result(ctx, "prefix-tree", "match_us", hit / m * 1e6, "us", "hash_chain",
+		     hit / mb * 1e6);
+	bench_result(ctx, "prefix-tree", "insert_us", 1e6 / i, "us", "hash_chain", 1e6 / ib);
+	return 0;
+}
 
-		bench_result(ctx, "prefix-tree", "match_tokens_per_s", m, "tokens/s", "hash_chain",
-			     mb);
-		bench_result(ctx, "prefix-tree", "inserts_per_s", i, "1/s", "hash_chain", ib);
-		bench_result(ctx, "prefix-tree", "match_us", hit / m * 1e6, "us", "hash_chain",
-			     hit / mb * 1e6);
-		bench_result(ctx, "prefix-tree", "insert_us", 1e6 / i, "us", "hash_chain",
-			     1e6 / ib);
-	}
+/* The hit rate with a quarter of the room the workload would keep. */
+static int part_hit(struct bench_ctx *ctx, uint32_t nsessions, uint64_t nreq)
+{
+	struct tree_run all, lru, lfu;
+	int ret;
 
-	/* hit rate with a quarter of the room */
-	ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, tr.blocks / 4, false, &lru);
+	ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, false, &all);
 	if (!ret)
-		ret = run_tree(nsessions, nreq, KVMM_EVICT_LFU, tr.blocks / 4, false, &lfu);
+		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, all.blocks / 4, false, &lru);
+	if (!ret)
+		ret = run_tree(nsessions, nreq, KVMM_EVICT_LFU, all.blocks / 4, false, &lfu);
 	if (ret)
 		return ret;
 	bench_result(ctx, "prefix-tree", "hit_rate", (double)lru.hit_tokens / lru.lookup_tokens,
-		     "fraction", "unbounded", (double)tr.hit_tokens / tr.lookup_tokens);
+		     "fraction", "unbounded", (double)all.hit_tokens / all.lookup_tokens);
 	bench_result(ctx, "prefix-tree", "hit_rate_lfu", (double)lfu.hit_tokens / lfu.lookup_tokens,
 		     "fraction", "lru", (double)lru.hit_tokens / lru.lookup_tokens);
+	return 0;
+}
 
-	/* the public API, with sequences publishing real blocks (null
-	 * backend), next to the tree alone on the same requests */
+/* The public API, with sequences publishing real blocks (null backend),
+ * next to the tree alone on the same requests. */
+static int part_api(struct bench_ctx *ctx, uint32_t nsessions, uint64_t napi)
+{
+	struct tree_run small;
+	struct api_run ar;
+	int ret;
+
 	ret = run_api(nsessions, napi, &ar);
 	if (ret < 0)
 		return ret;
@@ -543,8 +559,21 @@ static int run_prefix(struct bench_ctx *ctx)
 		     small.hit_tokens / (small.match_ns / 1e9));
 	bench_result(ctx, "prefix-api-null", "api_inserts_per_s", ar.n / (ar.insert_ns / 1e9),
 		     "1/s", "tree", small.inserts / (small.insert_ns / 1e9));
+	return 0;
+}
 
-	/* 2. attaching a 4K-token prefix on the default backend */
+/* 2. attaching a 4K-token prefix on the default backend */
+static int part_attach(struct bench_ctx *ctx, uint32_t ntok)
+{
+	struct kvmm_backend_config bc = {.type = KVMM_BACKEND_AUTO};
+	const char *env = getenv("KVMM_BACKEND");
+	struct kvmm_backend *be = NULL;
+	struct attach_res at;
+	char name[64], base[64], metric[64];
+	double recompute, peak;
+	bool measured;
+	int ret;
+
 	if (env && !strcmp(env, "host"))
 		bc.type = KVMM_BACKEND_HOST;
 	ret = kvmm_backend_open(&bc, &be);
@@ -586,6 +615,23 @@ static int run_prefix(struct bench_ctx *ctx)
 		bench_result(ctx, name, metric, at.extra_mib[1], "MiB", NULL, 0);
 	}
 	kvmm_backend_close(be);
+	return ret;
+}
+
+static int run_prefix(struct bench_ctx *ctx)
+{
+	uint32_t nsessions = ctx->quick ? 200 : 1000;
+	uint64_t nreq = ctx->quick ? 10000 : 100000, napi = ctx->quick ? 2000 : 20000;
+	int ret = 0;
+
+	if (want_part(ctx, "tree"))
+		ret = part_tree(ctx, nsessions, nreq);
+	if (!ret && want_part(ctx, "hit"))
+		ret = part_hit(ctx, nsessions, nreq);
+	if (!ret && want_part(ctx, "api"))
+		ret = part_api(ctx, nsessions, napi);
+	if (!ret && want_part(ctx, "attach"))
+		ret = part_attach(ctx, ctx->quick ? 1024 : 4096);
 	return ret;
 }
 
