@@ -230,6 +230,10 @@ struct kvmm_cache {
 	void *reclaim_arg;
 	void *prefix;				   /* prefix cache state */
 	void (*prefix_fini)(struct kvmm_cache *c); /* called first by destroy */
+	/* Sequence seq (the slot's generation gen) has closed: called by
+	 * kvmm_seq_close without the cache lock, so the slot may already
+	 * have a new occupant (a later generation). */
+	void (*prefix_seq_closed)(struct kvmm_cache *c, uint32_t seq, uint64_t gen);
 	void *tiers;
 	void (*tiers_fini)(struct kvmm_cache *c);
 };
@@ -383,6 +387,13 @@ int kvmm_seq_snapshot(struct kvmm_cache *c, uint32_t seq, uint32_t b, kvmm_blk_t
  * Synchronous (driver calls in the caller's thread). */
 int kvmm_seq_alias(struct kvmm_cache *c, uint32_t seq, uint32_t first, uint32_t n,
 		   const kvmm_blk_t *blks);
+/* Undo aliases: unmap the read-only (aliased) entries among seq's block
+ * indices [first, first+n), where seq holds no tokens (len <= first *
+ * tpb), so that it can map own blocks there again; other entries are left
+ * alone.  seq's rollback floor is recomputed from the shared entries left.
+ * -EINVAL bad range or tokens there, or the first driver error (that entry
+ * stays mapped). */
+int kvmm_seq_unalias(struct kvmm_cache *c, uint32_t seq, uint32_t first, uint32_t n);
 /* Copy block src into seq's own block at index b, mapping one first if
  * needed (copy attach and copy-on-write of a partial last block).  Raises
  * seq's reservation to cover block b, so the copy cannot be reclaimed

@@ -150,8 +150,10 @@ int kvmm_seq_open(struct kvmm_cache *c, uint32_t expected_tokens, uint32_t *seq)
 
 int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq)
 {
+	void (*closed)(struct kvmm_cache * c, uint32_t seq, uint64_t gen);
 	struct kvmm_op op = {0};
 	struct kvmm_slot *sl;
+	uint64_t gen;
 
 	if (!c)
 		return -EINVAL;
@@ -161,6 +163,8 @@ int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq)
 		return -EINVAL;
 	}
 	sl = &c->slots[seq];
+	gen = sl->gen;
+	closed = c->prefix_seq_closed;
 	c->tokens_used -= sl->len;
 	slot_set_state(c, sl, SLOT_IDLE);
 	sl->len = sl->reserved = sl->hint = 0;
@@ -197,6 +201,10 @@ int kvmm_seq_close(struct kvmm_cache *c, uint32_t seq)
 			kvmm_background_sync(c, &op);
 	}
 	kvmm_unlock(c);
+	/* The prefix cache drops the sequence's pin now, not at the next
+	 * eviction: a closed sequence protects nothing. */
+	if (closed)
+		closed(c, seq, gen);
 	return 0;
 }
 

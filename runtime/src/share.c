@@ -122,7 +122,13 @@ int kvmm_seq_publish(struct kvmm_cache *c, uint32_t seq, uint32_t first, uint32_
 
 		xref_get(c, e->blk);
 		if (!(e->flags & BT_SHARED)) {
+			/* The entry stays mapped throughout: keep the slot's
+			 * leading-mapped count, which the bookkeeping pair would
+			 * otherwise rescan from b on (quadratic in n). */
+			uint32_t cap = sl->cap;
+
 			kvmm_bte_unmapping(c, seq, b);
+			sl->cap = cap;
 			kvmm_bte_mapped(c, seq, b, e->blk, e->flags | BT_SHARED);
 		}
 		out[b - first] = e->blk;
@@ -293,6 +299,47 @@ int kvmm_seq_alias(struct kvmm_cache *c, uint32_t seq, uint32_t first, uint32_t 
 	}
 	while (c->slots[seq].hi && !kvmm_bte(c, seq, c->slots[seq].hi - 1)->flags)
 		c->slots[seq].hi--;
+	pthread_cond_broadcast(&c->done_cv);
+out:
+	kvmm_unlock(c);
+	return ret;
+}
+
+int kvmm_seq_unalias(struct kvmm_cache *c, uint32_t seq, uint32_t first, uint32_t n)
+{
+	struct kvmm_op op = {0};
+	struct kvmm_slot *sl;
+	int ret, r;
+
+	if (!c)
+		return -EINVAL;
+	kvmm_lock(c);
+	ret = check_range(c, seq, first, n);
+	if (!ret && c->slots[seq].len > (uint64_t)first * c->g.tpb)
+		ret = -EINVAL; /* tokens there: only kvmm_step changes them */
+	if (ret)
+		goto out;
+	sl = &c->slots[seq];
+	for (uint32_t b = first; b < first + n; b++) {
+		struct kvmm_bte *e = kvmm_bte(c, seq, b);
+
+		while (e->flags & BT_BUSY)
+			pthread_cond_wait(&c->done_cv, &c->lock);
+		if ((e->flags & (BT_MAPPED | BT_RO)) != (BT_MAPPED | BT_RO))
+			continue;
+		kvmm_bte_unmapping(c, seq, b);
+		r = kvmm_bte_unmap(c, seq, b, &op);
+		if (r && !ret)
+			ret = r;
+	}
+	/* The rollback floor: 1 + the highest shared entry left (mapping
+	 * only ever raises it). */
+	sl->immut_end = 0;
+	for (uint32_t b = sl->hi; b-- > 0;)
+		if (kvmm_bte(c, seq, b)->flags & BT_SHARED) {
+			sl->immut_end = b + 1;
+			break;
+		}
 	pthread_cond_broadcast(&c->done_cv);
 out:
 	kvmm_unlock(c);

@@ -228,6 +228,158 @@ START_TEST(test_close_publisher_with_alias)
 }
 END_TEST
 
+/* kvmm_seq_unalias takes aliases back: the entries are empty, the
+ * rollback floor falls, the sequence can map own blocks and write there;
+ * its own entries and published blocks are left alone. */
+START_TEST(test_unalias)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	struct kvmm_cache *c = make(be, _i, 64);
+	uint32_t tpb = c->g.tpb, a, b, d;
+	kvmm_blk_t pub[3];
+
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &a), 0);
+	ck_assert_int_eq(ct_step1(c, a, 3 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, a, 1, 0, 3 * tpb), 0);
+	ck_assert_int_eq(kvmm_seq_publish(c, a, 0, 3, pub), 0);
+	/* D holds tokens over its aliases: they are its prefix now */
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &d), 0);
+	ck_assert_int_eq(kvmm_seq_alias(c, d, 0, 3, pub), 0);
+	ck_assert_int_eq(ct_step1(c, d, 3 * tpb), 0);
+	ck_assert_int_eq(kvmm_seq_unalias(c, d, 0, 3), -EINVAL);
+	ck_assert_int_eq(kvmm_seq_unalias(c, d, 2, 1), -EINVAL);
+	ct_check(c, d, 1, 0, 3 * tpb);
+	/* B: an own block at 0 (mapped, no tokens), aliases at 1..3 */
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &b), 0);
+	ck_assert_int_eq(kvmm_seq_reserve(c, b, 1), 0);
+	ck_assert_int_eq(kvmm_seq_alias(c, b, 1, 3, pub), 0);
+	ck_assert_uint_eq(c->slots[b].immut_end, 4);
+	ck_assert_int_eq(ct_step1(c, b, tpb), -EPERM); /* below its aliases */
+	ck_assert_int_eq(kvmm_seq_unalias(c, b, 7, 2), -EINVAL);
+	ck_assert_int_eq(kvmm_seq_unalias(c, 3, 0, 1), -EINVAL);
+	ck_assert_int_eq(kvmm_seq_unalias(NULL, b, 0, 1), -EINVAL);
+	/* the last alias only: the floor follows the highest one left */
+	ck_assert_int_eq(kvmm_seq_unalias(c, b, 3, 1), 0);
+	ck_assert_uint_eq(kvmm_bte(c, b, 3)->flags, 0);
+	ck_assert_uint_eq(c->slots[b].immut_end, 3);
+	ct_verify(c);
+	/* the rest; the own block at 0 is left alone */
+	ck_assert_int_eq(kvmm_seq_unalias(c, b, 0, 8), 0);
+	for (uint32_t i = 1; i < 8; i++)
+		ck_assert_uint_eq(kvmm_bte(c, b, i)->flags, 0);
+	ck_assert_uint_eq(kvmm_bte(c, b, 0)->flags & (BT_MAPPED | BT_SHARED), BT_MAPPED);
+	ck_assert_uint_eq(c->slots[b].immut_end, 0);
+	ck_assert_int_eq(tu_faults(read_u8, tok_addr(c, b, tpb)), 1);
+	ct_verify(c);
+	/* B is an ordinary sequence again: it grows over those indices,
+	 * writes there and can roll back; the cached blocks are intact. */
+	ck_assert_int_eq(ct_step1(c, b, 4 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 0, 4 * tpb), 0);
+	ck_assert_int_eq(ct_step1(c, b, 1), 0);
+	ck_assert_int_eq(ct_step1(c, b, 4 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 0, 4 * tpb), 0);
+	ct_check(c, b, 2, 0, 4 * tpb);
+	ct_check(c, a, 1, 0, 3 * tpb);
+	ct_check(c, d, 1, 0, 3 * tpb);
+	/* A's published blocks are not aliases: a no-op above its tokens */
+	ck_assert_int_eq(kvmm_seq_unalias(c, a, 3, 5), 0);
+	ck_assert_uint_eq(c->slots[a].immut_end, 3);
+	ct_verify(c);
+	kvmm_blk_put(c, pub, 3);
+	ck_assert_int_eq(kvmm_seq_close(c, d), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ct_verify(c);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+END_TEST
+
+struct closed_rec {
+	struct kvmm_cache *c;
+	uint32_t seq, calls;
+	uint64_t gen;
+	bool locked; /* the cache lock was held during the call */
+};
+
+static struct closed_rec closed_rec;
+
+static void on_closed(struct kvmm_cache *c, uint32_t seq, uint64_t gen)
+{
+	closed_rec.calls++;
+	closed_rec.seq = seq;
+	closed_rec.gen = gen;
+	if (pthread_mutex_trylock(&c->lock)) {
+		closed_rec.locked = true;
+	} else {
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+/* The close hook is called once per close, with the closed sequence's
+ * generation, after the cache lock is dropped (so it may call into the
+ * cache); a failed close calls nothing. */
+START_TEST(test_close_hook)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	struct kvmm_cache *c = make(be, _i, 64);
+	uint32_t a, a2;
+	uint64_t gen;
+
+	memset(&closed_rec, 0, sizeof(closed_rec));
+	c->prefix_seq_closed = on_closed;
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &a), 0);
+	gen = c->slots[a].gen;
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ck_assert_uint_eq(closed_rec.calls, 1);
+	ck_assert_uint_eq(closed_rec.seq, a);
+	ck_assert_uint_eq(closed_rec.gen, gen);
+	ck_assert(!closed_rec.locked);
+	ck_assert_int_eq(kvmm_seq_close(c, a), -EINVAL);
+	ck_assert_uint_eq(closed_rec.calls, 1);
+	do
+		ck_assert_int_eq(kvmm_seq_open(c, 0, &a2), 0);
+	while (a2 != a);
+	ck_assert_uint_gt(c->slots[a].gen, gen);
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ck_assert_uint_eq(closed_rec.gen, c->slots[a].gen);
+	c->prefix_seq_closed = NULL;
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+END_TEST
+
+/* Publishing many blocks at once keeps the slot's bookkeeping right
+ * (the mapped prefix count is not rescanned per block). */
+START_TEST(test_publish_many)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	struct kvmm_cache *c = make(be, _i, 64);
+	uint32_t tpb = c->g.tpb, a;
+	kvmm_blk_t pub[8];
+	struct kvmm_seq_stats ss;
+
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &a), 0);
+	ck_assert_int_eq(ct_step1(c, a, 8 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, a, 4, 0, 8 * tpb), 0);
+	ck_assert_int_eq(kvmm_seq_publish(c, a, 2, 5, pub + 2), 0);
+	ck_assert_int_eq(kvmm_seq_publish(c, a, 0, 8, pub), 0); /* 2..6 again */
+	ck_assert_uint_eq(c->slots[a].cap, 8);
+	ck_assert_uint_eq(c->slots[a].immut_end, 8);
+	ck_assert_int_eq(kvmm_seq_stats(c, a, &ss), 0);
+	ck_assert_uint_eq(ss.shared_tokens, 8 * tpb);
+	ct_verify(c);
+	ct_check(c, a, 4, 0, 8 * tpb);
+	kvmm_blk_put(c, pub + 2, 5);
+	kvmm_blk_put(c, pub, 8);
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ct_verify(c);
+	ck_assert_uint_eq(ct_stats(c).pages_shared, 0);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+END_TEST
+
 struct reclaimer {
 	kvmm_blk_t blks[16];
 	uint32_t n, calls;
@@ -289,6 +441,9 @@ int main(void)
 	tcase_add_loop_test(tc, test_home_and_alloc, 0, 6);
 	tcase_add_loop_test(tc, test_close_publisher_with_alias, 0, 6);
 	tcase_add_loop_test(tc, test_reclaimer, 0, 6);
+	tcase_add_loop_test(tc, test_unalias, 0, 6);
+	tcase_add_loop_test(tc, test_close_hook, 0, 6);
+	tcase_add_loop_test(tc, test_publish_many, 0, 6);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
