@@ -75,18 +75,20 @@ static struct pt_node *kid_exact(const struct pt_node *n, const uint32_t *q, uin
 	return NULL;
 }
 
-/* Leading equal blocks of kid and q (qblocks full blocks). */
-static uint32_t blocks_eq(const struct pt_node *kid, const uint32_t *q, uint32_t qblocks,
-			  uint32_t B)
+/* Leading equal blocks of node n from its block `from` on and q (qblocks
+ * full blocks). */
+static uint32_t blocks_eq(const struct pt_node *n, uint32_t from, const uint32_t *q,
+			  uint32_t qblocks, uint32_t B)
 {
-	uint32_t lim = kid->nblocks < qblocks ? kid->nblocks : qblocks;
+	uint32_t lim = n->nblocks - from < qblocks ? n->nblocks - from : qblocks;
+	const uint32_t *nt = n->tokens + (size_t)from * B;
 	size_t bb = (size_t)B * sizeof(uint32_t);
 
 	/* Long shared prefixes are the common case: one memcmp for all. */
-	if (!memcmp(kid->tokens, q, lim * bb))
+	if (!memcmp(nt, q, lim * bb))
 		return lim;
 	for (uint32_t j = 0; j < lim; j++)
-		if (memcmp(kid->tokens + (size_t)j * B, q + (size_t)j * B, bb))
+		if (memcmp(nt + (size_t)j * B, q + (size_t)j * B, bb))
 			return j;
 	return lim;
 }
@@ -245,20 +247,30 @@ struct pt_walk {
 	uint32_t partial;      /* tokens matched of it (1 .. B-1) */
 };
 
-static void walk(struct pt_tree *t, struct pt_root *root, const uint32_t *tok, uint32_t n,
-		 bool want_partial, struct pt_walk *w)
+/*
+ * Walk tok[0..n) down the tree from block `in_node` of `node`, the first i
+ * full blocks of tok being matched already (the path to there).  A walk
+ * from a namespace's root starts at (root, 0, 0).
+ */
+static void walk_from(struct pt_tree *t, struct pt_node *node, uint32_t in_node, uint32_t i,
+		      const uint32_t *tok, uint32_t n, bool want_partial, struct pt_walk *w)
 {
 	const uint32_t B = t->B, nb = n / B;
-	struct pt_node *node = &root->node, *kid;
-	uint32_t in_node = 0, i = 0;
+	struct pt_node *kid;
 
+	if (in_node < node->nblocks && i < nb) {
+		uint32_t m = blocks_eq(node, in_node, tok + (size_t)i * B, nb - i, B);
+
+		i += m;
+		in_node += m;
+	}
 	while (in_node == node->nblocks && i < nb) {
 		uint32_t m;
 
 		kid = kid_exact(node, tok + (size_t)i * B, B);
 		if (!kid)
 			break;
-		m = blocks_eq(kid, tok + (size_t)i * B, nb - i, B);
+		m = blocks_eq(kid, 0, tok + (size_t)i * B, nb - i, B);
 		i += m;
 		node = kid;
 		in_node = m;
@@ -299,6 +311,26 @@ static void walk(struct pt_tree *t, struct pt_root *root, const uint32_t *tok, u
 			w->pnode = NULL;
 		w->partial = k;
 	}
+}
+
+static void walk(struct pt_tree *t, struct pt_root *root, const uint32_t *tok, uint32_t n,
+		 bool want_partial, struct pt_walk *w)
+{
+	walk_from(t, &root->node, 0, 0, tok, n, want_partial, w);
+}
+
+/* The node holding block k - 1 of the path pinned at pinned (k >= 1,
+ * within that path), and k's offset in it.  A pin keeps its node's end
+ * where it is (splits give the pinned node's head to a new parent), so
+ * the node is found by climbing. */
+static struct pt_node *path_node(struct pt_node *pinned, uint32_t k, uint32_t *in_node)
+{
+	struct pt_node *n = pinned;
+
+	while (n->depth >= k)
+		n = n->parent;
+	*in_node = k - n->depth;
+	return n;
 }
 
 /* ---- splits, touches, pins --------------------------------------------- */
@@ -507,15 +539,51 @@ uint32_t pt_tokens_per_block(const struct pt_tree *t)
 	return t->B;
 }
 
+/* The longest match of tokens[0..n) in ns into *w (a read-only walk);
+ * false when nothing matched.  Counts the lookup.  Lock held. */
+static bool match_walk(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens,
+		       uint32_t n, bool want_partial, struct pt_walk *w)
+{
+	struct pt_root *root;
+
+	t->st.lookups++;
+	t->st.lookup_tokens += n;
+	root = root_find(t, ns, kvmm_hash_ns(ns));
+	if (!root)
+		return false;
+	walk(t, root, tokens, n, want_partial, w);
+	return w->full || w->pnode;
+}
+
+/* Commit a match found by match_walk: end the path where the match ends
+ * and touch it (an access).  Returns the deepest node matched (the
+ * partial block's, if any) and in *used how many of its blocks the match
+ * uses.  Lock held. */
+static struct pt_node *match_commit(struct pt_tree *t, const struct pt_walk *w, uint32_t *used)
+{
+	struct pt_node *deep;
+	int err; /* a failed split only widens the touch or pin */
+
+	if (w->pnode) {
+		deep = w->pnode;
+		*used = w->pidx + 1;
+	} else {
+		deep = w->node;
+		*used = w->in_node;
+	}
+	deep = end_path_at(t, deep, *used, false, &err);
+	touch(t, deep);
+	t->st.hit_tokens += w->full * t->B + w->partial;
+	return deep;
+}
+
 int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
 	     struct pt_handle **h, uint32_t *matched)
 {
-	struct pt_root *root;
-	struct pt_walk w;
+	struct pt_walk w = {0};
 	struct pt_node *deep;
 	struct pt_handle *hd = NULL;
-	uint32_t used, total;
-	int err; /* a failed split only widens the pin: not an error here */
+	uint32_t used = 0, total;
 
 	if (!t || !ns || !matched || (n && !tokens))
 		return -EINVAL;
@@ -523,15 +591,9 @@ int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens
 		*h = NULL;
 	*matched = 0;
 	pthread_mutex_lock(&t->lock);
-	t->st.lookups++;
-	t->st.lookup_tokens += n;
-	root = root_find(t, ns, kvmm_hash_ns(ns));
-	if (!root)
+	if (!match_walk(t, ns, tokens, n, true, &w))
 		goto out;
-	walk(t, root, tokens, n, true, &w);
 	total = w.full + (w.pnode ? 1 : 0);
-	if (!total)
-		goto out;
 	if (h) {
 		hd = handle_alloc(total);
 		if (!hd) {
@@ -539,17 +601,8 @@ int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens
 			return -ENOMEM;
 		}
 	}
-	if (w.pnode) {
-		deep = w.pnode;
-		used = w.pidx + 1;
-	} else {
-		deep = w.node;
-		used = w.in_node;
-	}
-	deep = end_path_at(t, deep, used, false, &err);
-	touch(t, deep);
+	deep = match_commit(t, &w, &used);
 	*matched = w.full * t->B + w.partial;
-	t->st.hit_tokens += *matched;
 	if (hd) {
 		/* After a failed split deep has more than `used` blocks: the
 		 * handle still names only the blocks it uses. */
@@ -567,12 +620,52 @@ out:
 	return 0;
 }
 
+int pt_match_pin(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+		 struct pt_pin *p, uint32_t *matched)
+{
+	struct pt_walk w = {0};
+	struct pt_node *deep, *old;
+	uint32_t used = 0;
+
+	if (!t || !ns || !matched || !p || (n && !tokens))
+		return -EINVAL;
+	*matched = 0;
+	pthread_mutex_lock(&t->lock);
+	old = p->node;
+	p->node = NULL;
+	p->nblocks = 0;
+	/* whole blocks only: without a handle there is no partial block to
+	 * copy, so it is neither touched nor pinned */
+	if (match_walk(t, ns, tokens, n, false, &w)) {
+		deep = match_commit(t, &w, &used);
+		*matched = w.full * t->B;
+		p->node = deep;
+		p->nblocks = w.full;
+		pin(t, deep);
+	}
+	if (old)
+		unpin(t, old);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+/* The node to pin for the first nblocks blocks of the path pinned at n
+ * (ending the path there if it can: a failed split pins a little more,
+ * never less).  Lock held. */
+static struct pt_node *pin_point(struct pt_tree *t, struct pt_node *n, uint32_t nblocks)
+{
+	uint32_t in_node;
+	int err;
+
+	n = path_node(n, nblocks, &in_node);
+	return end_path_at(t, n, in_node, false, &err);
+}
+
 int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks,
 		  struct pt_handle **out)
 {
 	struct pt_handle *d;
 	struct pt_node *n;
-	int err;
 
 	if (!t || !h || !out || !nblocks || nblocks > h->nblocks)
 		return -EINVAL;
@@ -585,18 +678,43 @@ int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks
 	d->matched = nblocks == h->nblocks ? h->matched : nblocks * t->B;
 	d->__pad = 0;
 	pthread_mutex_lock(&t->lock);
-	/* h's pin keeps its whole path in place: find the node holding block
-	 * nblocks - 1 and end the path there (a failed split pins a little
-	 * more, never less). */
-	n = h->pin;
-	while (n->depth >= nblocks)
-		n = n->parent;
-	n = end_path_at(t, n, nblocks - n->depth, false, &err);
+	/* h's pin keeps its whole path in place */
+	n = pin_point(t, h->pin, nblocks);
 	d->pin = n;
 	pin(t, n);
 	pthread_mutex_unlock(&t->lock);
 	*out = d;
 	return 0;
+}
+
+int pt_pin_handle(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks, struct pt_pin *p)
+{
+	struct pt_node *n, *old;
+
+	if (!t || !h || !p || !nblocks || nblocks > h->nblocks ||
+	    (nblocks == h->nblocks && h->partial))
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	n = pin_point(t, h->pin, nblocks);
+	pin(t, n);
+	old = p->node;
+	p->node = n;
+	p->nblocks = nblocks;
+	if (old)
+		unpin(t, old);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+void pt_unpin(struct pt_tree *t, struct pt_pin *p)
+{
+	if (!t || !p || !p->node)
+		return;
+	pthread_mutex_lock(&t->lock);
+	unpin(t, p->node);
+	pthread_mutex_unlock(&t->lock);
+	p->node = NULL;
+	p->nblocks = 0;
 }
 
 void pt_release(struct pt_tree *t, struct pt_handle *h)
@@ -609,18 +727,26 @@ void pt_release(struct pt_tree *t, struct pt_handle *h)
 	free(h);
 }
 
-/* Admission: how many of blocks [p, end) lead with enough inserts seen.
+/*
+ * Admission: how many of blocks [p, end) lead with enough inserts seen.
  * keys[] gets their chained hashes (to forget the counters of what is
- * admitted). */
-static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, const uint32_t *tok,
-			    uint32_t p, uint32_t end, uint64_t *keys)
+ * admitted).  The chain runs over the cached path [0, p), which ends with
+ * node `end_node` (stack: room for a pointer per node of it), then over
+ * tok[p .. end): the path's own tokens key it, as they key its blocks.
+ */
+static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, struct pt_node *end_node,
+			    struct pt_node **stack, const uint32_t *tok, uint32_t p, uint32_t end,
+			    uint64_t *keys)
 {
 	uint64_t h = root->hash;
-	uint32_t ok = 0;
+	uint32_t ok = 0, d = 0;
 	bool leading = true;
 
-	for (uint32_t i = 0; i < p; i++)
-		h = kvmm_hash_tokens(h, tok + (size_t)i * t->B, t->B);
+	for (struct pt_node *n = end_node; !n->is_root; n = n->parent)
+		stack[d++] = n;
+	while (d--)
+		for (uint32_t j = 0; j < stack[d]->nblocks; j++)
+			h = kvmm_hash_tokens(h, stack[d]->tokens + (size_t)j * t->B, t->B);
 	for (uint32_t i = p; i < end; i++) {
 		h = kvmm_hash_tokens(h, tok + (size_t)i * t->B, t->B);
 		keys[i - p] = h;
@@ -632,44 +758,123 @@ static uint32_t admit_count(struct pt_tree *t, struct pt_root *root, const uint3
 	return ok;
 }
 
-int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
-	      const uint64_t *blocks, struct pt_insert_result *res, struct pt_handle **pin_out)
+/* Nodes on the path from the root through n. */
+static uint32_t path_nodes(const struct pt_node *n)
 {
-	return pt_insert_flags(t, ns, tokens, n, blocks, 0, res, pin_out);
+	uint32_t d = 0;
+
+	for (; !n->is_root; n = n->parent)
+		d++;
+	return d;
 }
 
-int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
-		    const uint64_t *blocks, uint32_t flags, struct pt_insert_result *res,
-		    struct pt_handle **pin_out)
+/*
+ * Pin the cached path after an insert, [0, len), which ends with deep (a
+ * root when empty): by a new handle hd (freed if the path is empty) and/or
+ * by moving *move there.  The new end is pinned before the old one is
+ * unpinned, so a shared path never looks evictable in between.  Lock held.
+ */
+static void pin_result(struct pt_tree *t, struct pt_node *deep, uint32_t len, struct pt_handle *hd,
+		       struct pt_handle **pin_out, struct pt_pin *move)
 {
-	const bool admit = t && t->cfg.admit_hits > 1 && !(flags & PT_INSERT_ADMITTED);
-	const uint32_t B = t ? t->B : 1;
+	if (hd && deep->is_root) {
+		free(hd);
+	} else if (hd) {
+		hd->matched = len * t->B;
+		hd->nblocks = len;
+		hd->partial = 0;
+		hd->__pad = 0;
+		collect(deep, deep->nblocks, hd->blocks, len);
+		hd->pin = deep;
+		pin(t, deep);
+		*pin_out = hd;
+	}
+	if (move) {
+		struct pt_node *old = move->node;
+
+		move->node = deep->is_root ? NULL : deep;
+		move->nblocks = deep->is_root ? 0 : len;
+		if (move->node)
+			pin(t, move->node);
+		if (old)
+			unpin(t, old);
+	}
+}
+
+/*
+ * Where a walk of tokens continuing the path `from` pins starts: false
+ * when from is empty or of another namespace (walk from the root).
+ * -EINVAL in *err when tokens' last block of that path differs from the
+ * path's: the caller's tokens are not that path's.  Lock held.
+ */
+static bool from_start(struct pt_tree *t, const struct kvmm_ns *ns, const struct pt_pin *from,
+		       const uint32_t *tokens, uint32_t n, struct pt_node **node, uint32_t *in_node,
+		       int *err)
+{
+	const uint32_t B = t->B;
+	struct pt_node *nd;
+	uint32_t k;
+
+	*err = 0;
+	if (!from || !from->node || !ns_eq(&pt_root_of(from->node)->ns, ns))
+		return false;
+	k = from->nblocks;
+	nd = path_node(from->node, k, in_node);
+	/* A guard, not the key: what the tree keys new blocks by is the
+	 * path itself (the blocks the caller's KV continues). */
+	if (n / B >= k && memcmp(nd->tokens + (size_t)(*in_node - 1) * B,
+				 tokens + (size_t)(k - 1) * B, B * sizeof(uint32_t)))
+		*err = -EINVAL;
+	*node = nd;
+	return true;
+}
+
+/*
+ * The insert behind pt_insert and pt_insert_from: block i >= lo of
+ * tokens is given[i - lo] (PT_NO_BLOCK: not given); none below lo.  The
+ * walk starts at the end of from's path when from is usable.  The cached
+ * path after the insert is pinned by a new handle (*pin_out) and/or by
+ * moving *move (which may be from).  flags: PT_INSERT_*.
+ */
+static int insert_common(struct pt_tree *t, const struct kvmm_ns *ns, const struct pt_pin *from,
+			 const uint32_t *tokens, uint32_t n, uint32_t lo, const uint64_t *given,
+			 uint32_t flags, struct pt_insert_result *res, struct pt_handle **pin_out,
+			 struct pt_pin *move)
+{
+	const uint32_t B = t->B, nb = n / B;
 	struct pt_insert_result r = {0};
 	struct pt_victim_rec *victims = NULL, **vtail = &victims;
-	struct pt_root *root;
+	struct pt_root *root = NULL;
 	struct pt_walk w;
-	struct pt_node *attach, *head = NULL, *nn = NULL;
+	struct pt_node *attach, *head = NULL, *nn = NULL, *start;
 	struct pt_handle *hd = NULL;
+	struct pt_node **stack = NULL;
 	uint64_t *keys = NULL;
-	uint32_t nb, k;
-	bool created, split;
+	uint32_t k, in_node;
+	bool created, split, admit;
 	int ret = 0;
 
-	if (!t || !ns || (n && !tokens) || (n >= B && !blocks) || (flags & ~PT_INSERT_ADMITTED))
-		return -EINVAL;
-	nb = n / B;
-	if (pin_out)
-		*pin_out = NULL;
 	pthread_mutex_lock(&t->lock);
 	t->st.inserts++;
-	root = root_get(t, ns, &created);
-	if (!root) {
-		ret = -ENOMEM;
-		goto out;
+	if (from_start(t, ns, from, tokens, n, &start, &in_node, &ret)) {
+		if (ret)
+			goto out;
+		if (nb <= from->nblocks) {
+			r.first = nb; /* nothing beyond the path */
+			goto out;
+		}
+		root = pt_root_of(start);
+		walk_from(t, start, in_node, from->nblocks, tokens, n, false, &w);
+	} else {
+		root = root_get(t, ns, &created);
+		if (!root) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		walk(t, root, tokens, n, false, &w);
 	}
-	walk(t, root, tokens, n, false, &w);
 	r.first = w.full;
-	for (k = 0; w.full + k < nb && blocks[w.full + k] != PT_NO_BLOCK;)
+	for (k = 0; w.full + k < nb && w.full + k >= lo && given[w.full + k - lo] != PT_NO_BLOCK;)
 		k++;
 	attach = w.node;
 	split = w.in_node < attach->nblocks;
@@ -683,7 +888,9 @@ int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t 
 		goto nomem;
 	if (k && !(nn = node_alloc(t, k)))
 		goto nomem;
-	if (k && admit && !(keys = malloc(k * sizeof(*keys))))
+	admit = k && t->cfg.admit_hits > 1 && !(flags & PT_INSERT_ADMITTED);
+	if (admit && (!(keys = malloc(k * sizeof(*keys))) ||
+		      !(stack = malloc((path_nodes(w.node) + 1) * sizeof(*stack)))))
 		goto nomem;
 	if (pin_out && w.full + k && !(hd = handle_alloc(w.full + k)))
 		goto nomem;
@@ -694,8 +901,8 @@ int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t 
 	}
 	if (!attach->is_root)
 		touch(t, attach);
-	if (k && admit) {
-		uint32_t ok = admit_count(t, root, tokens, w.full, w.full + k, keys);
+	if (admit) {
+		uint32_t ok = admit_count(t, root, attach, stack, tokens, w.full, w.full + k, keys);
 
 		r.rejected_admit = k - ok;
 		k = ok;
@@ -723,7 +930,7 @@ int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t 
 	t->st.admission_rejects += r.rejected_admit;
 	t->st.cap_rejects += r.rejected_cap;
 	if (k) {
-		memcpy(nn->blocks, blocks + w.full, k * sizeof(uint64_t));
+		memcpy(nn->blocks, given + (w.full - lo), k * sizeof(uint64_t));
 		/* nn was sized for every candidate; its tokens follow its
 		 * allocated block slots, not just the k used ones. */
 		memcpy(nn->tokens, tokens + (size_t)w.full * B, (size_t)k * B * sizeof(uint32_t));
@@ -744,22 +951,7 @@ int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t 
 		free(nn);
 		nn = NULL;
 	}
-	if (hd) {
-		struct pt_node *deep = nn ? nn : attach;
-
-		if (deep->is_root) {
-			free(hd);
-		} else {
-			hd->matched = (w.full + k) * B;
-			hd->nblocks = w.full + k;
-			hd->partial = 0;
-			hd->__pad = 0;
-			collect(deep, deep->nblocks, hd->blocks, hd->nblocks);
-			hd->pin = deep;
-			pin(t, deep);
-			*pin_out = hd;
-		}
-	}
+	pin_result(t, nn ? nn : attach, w.full + k, hd, pin_out, move);
 	ret = (int)k;
 	goto out;
 nomem:
@@ -771,6 +963,7 @@ out:
 	if (root && !root->node.nkids)
 		pt_root_remove(t, root);
 	free(keys);
+	free(stack);
 	if (res)
 		*res = r;
 	pthread_mutex_unlock(&t->lock);
@@ -778,19 +971,63 @@ out:
 	return ret;
 }
 
+int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+	      const uint64_t *blocks, struct pt_insert_result *res, struct pt_handle **pin_out)
+{
+	return pt_insert_flags(t, ns, tokens, n, blocks, 0, res, pin_out);
+}
+
+int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+		    const uint64_t *blocks, uint32_t flags, struct pt_insert_result *res,
+		    struct pt_handle **pin_out)
+{
+	if (!t || !ns || (n && !tokens) || (n >= t->B && !blocks) || (flags & ~PT_INSERT_ADMITTED))
+		return -EINVAL;
+	if (pin_out)
+		*pin_out = NULL;
+	return insert_common(t, ns, NULL, tokens, n, 0, blocks, flags, res, pin_out, NULL);
+}
+
+int pt_insert_from(struct pt_tree *t, const struct kvmm_ns *ns, struct pt_pin *from,
+		   const uint32_t *tokens, uint32_t n, uint32_t lo, const uint64_t *blocks,
+		   struct pt_insert_result *res)
+{
+	if (!t || !ns || !from || (n && !tokens) || (lo < n / t->B && !blocks))
+		return -EINVAL;
+	return insert_common(t, ns, from, tokens, n, lo, blocks, 0, res, NULL, from);
+}
+
 uint32_t pt_probe(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n)
 {
+	int ret = pt_probe_from(t, ns, NULL, tokens, n);
+
+	return ret > 0 ? (uint32_t)ret : 0;
+}
+
+int pt_probe_from(struct pt_tree *t, const struct kvmm_ns *ns, const struct pt_pin *from,
+		  const uint32_t *tokens, uint32_t n)
+{
 	struct pt_root *root;
+	struct pt_node *start;
 	struct pt_walk w = {0};
+	uint32_t in_node;
+	int err = 0;
 
 	if (!t || !ns || (n && !tokens))
-		return 0;
+		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	root = root_find(t, ns, kvmm_hash_ns(ns));
-	if (root)
-		walk(t, root, tokens, n, false, &w);
+	if (from_start(t, ns, from, tokens, n, &start, &in_node, &err)) {
+		if (!err && n / t->B > from->nblocks)
+			walk_from(t, start, in_node, from->nblocks, tokens, n, false, &w);
+		else
+			w.full = n / t->B;
+	} else {
+		root = root_find(t, ns, kvmm_hash_ns(ns));
+		if (root)
+			walk(t, root, tokens, n, false, &w);
+	}
 	pthread_mutex_unlock(&t->lock);
-	return w.full;
+	return err ? err : (int)w.full;
 }
 
 int pt_hint(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,

@@ -98,6 +98,18 @@ struct pt_handle {
 	uint64_t blocks[];
 };
 
+/*
+ * A pin without a block list, embedded where it is kept (a sequence's pin
+ * on the path its KV continues): it keeps the path [0, nblocks) of its
+ * namespace cached and is where pt_insert_from continues.  All zero: no
+ * pin.  Read-only for users.
+ */
+struct pt_pin {
+	struct pt_node *node; /* private: the pinned node (NULL: none) */
+	uint32_t nblocks;     /* blocks of the path pinned (at least these) */
+	uint32_t __pad;
+};
+
 /* Result of an insert: blocks [first, first + added) of the caller's array
  * were adopted; the rest stay the caller's. */
 struct pt_insert_result {
@@ -149,6 +161,21 @@ int pt_handle_dup(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks
 /* Unpin and free; NULL is a no-op. */
 void pt_release(struct pt_tree *t, struct pt_handle *h);
 
+/*
+ * pt_match of whole blocks that pins into *p (replacing what it held)
+ * instead of making a handle: *matched counts the full blocks matched
+ * only, which are touched and pinned (none: *p is left empty); a partial
+ * block is neither (without a handle there is nothing to copy it from).
+ * Cannot fail for want of memory.  -EINVAL.
+ */
+int pt_match_pin(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
+		 struct pt_pin *p, uint32_t *matched);
+/* Pin h's first nblocks full blocks into *p (replacing what it held);
+ * -EINVAL when they are not full blocks of h. */
+int pt_pin_handle(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks, struct pt_pin *p);
+/* Drop a pin and empty *p; an empty pin is a no-op. */
+void pt_unpin(struct pt_tree *t, struct pt_pin *p);
+
 /* An entry of pt_insert's blocks[] that the caller does not supply. */
 #define PT_NO_BLOCK UINT64_MAX
 
@@ -158,6 +185,10 @@ void pt_release(struct pt_tree *t, struct pt_handle *h);
  * tells an inserter which blocks it needs to offer.
  */
 uint32_t pt_probe(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n);
+/* pt_probe continuing from's path as pt_insert_from does: full blocks
+ * cached, or -EINVAL where pt_insert_from would refuse the tokens. */
+int pt_probe_from(struct pt_tree *t, const struct kvmm_ns *ns, const struct pt_pin *from,
+		  const uint32_t *tokens, uint32_t n);
 
 /*
  * Cache the full blocks of tokens[0..n): blocks[i] holds block i (n /
@@ -179,6 +210,25 @@ int pt_insert(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *token
 int pt_insert_flags(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens, uint32_t n,
 		    const uint64_t *blocks, uint32_t flags, struct pt_insert_result *res,
 		    struct pt_handle **pin);
+
+/*
+ * pt_insert continuing the path *from pins (k = from->nblocks blocks), for
+ * a caller whose KV continues that path (it attached it, or inserted it
+ * before): the walk starts at the path's end instead of the root, so it
+ * reads only the tokens after it.  tokens[0 .. k * tokens_per_block) are
+ * taken to be the path's and are not compared, except the last block, as a
+ * guard (-EINVAL, nothing changed, when it differs): the new blocks are
+ * keyed by the path they continue, which is what their KV was computed
+ * on.  With *from empty or of another namespace, the walk starts at the
+ * root as in pt_insert.  Blocks: blocks[i] is block lo + i, for i <
+ * n / tokens_per_block - lo (PT_NO_BLOCK where none; none below lo).  On
+ * success *from is moved to pin the cached path [0, first + added) (left
+ * as it was when n ends within its path).  Returns added, -EINVAL, -ENOMEM
+ * (nothing changed).
+ */
+int pt_insert_from(struct pt_tree *t, const struct kvmm_ns *ns, struct pt_pin *from,
+		   const uint32_t *tokens, uint32_t n, uint32_t lo, const uint64_t *blocks,
+		   struct pt_insert_result *res);
 
 /*
  * tokens[0..n) in ns will be needed at when_ns (the tree's clock): its

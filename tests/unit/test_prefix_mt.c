@@ -3,8 +3,9 @@
  * test_prefix_mt.c - the prefix tree under several threads (run by the
  * tsan stage too).
  *
- * Threads match, insert (with a cap, so inserts evict), release, hint,
- * dup and evict over shared system prompts.  Test-side state per block id
+ * Threads match, insert (with a cap, so inserts evict; also continuing a
+ * pinned match, as an engine does), release, hint, dup and evict over
+ * shared system prompts.  Test-side state per block id
  * (offered / adopted / returned / put, pins held by test handles, and the
  * tokens it was inserted for) checks while everything runs that:
  *  - a block is put only once, only if the tree adopted it, and never while
@@ -93,6 +94,8 @@ struct worker {
 	struct tu_rng r;
 	struct pt_handle *held[8];
 	int nheld;
+	struct pt_pin pins[4];
+	uint32_t pin_tok[4][MAXTOK];
 };
 
 static uint32_t gen(struct worker *w, uint32_t *tok)
@@ -168,6 +171,75 @@ static void do_insert(struct worker *w)
 	}
 }
 
+/* Offer ids for blocks [lo, nb) of tok: they may be adopted from now on. */
+static bool offer(struct shared *s, const uint32_t *tok, uint32_t lo, uint32_t nb, uint64_t *ids)
+{
+	uint64_t first = atomic_fetch_add(&s->next_id, nb - lo);
+
+	if (first + (nb - lo) > s->max_ids)
+		return false;
+	for (uint32_t i = lo; i < nb; i++) {
+		ids[i - lo] = first + (i - lo);
+		memcpy(s->tokens + ids[i - lo] * B, tok + (size_t)i * B, B * sizeof(uint32_t));
+		s->depth[ids[i - lo]] = i;
+		atomic_store(&s->state[ids[i - lo]], ADOPTED);
+	}
+	return true;
+}
+
+/* Blocks of an insert the tree did not adopt: it must never have put them. */
+static void not_adopted(struct shared *s, const uint64_t *ids, uint32_t lo, uint32_t nb,
+			const struct pt_insert_result *res)
+{
+	for (uint32_t i = lo; i < nb; i++) {
+		uint8_t want = ADOPTED;
+
+		if (i >= res->first && i < res->first + res->added)
+			continue;
+		if (!atomic_compare_exchange_strong(&s->state[ids[i - lo]], &want, RETURNED))
+			bad(s);
+	}
+}
+
+/* An engine's request: a match pins its whole blocks, the turn continues
+ * from there (pt_insert_from) while others insert, split and evict; the
+ * pin stays a while, or is replaced by the next request's. */
+static void do_insert_from(struct worker *w)
+{
+	struct shared *s = w->s;
+	const struct kvmm_ns ns = {.model_id = 1};
+	int k = (int)tu_rng_below(&w->r, 4);
+	struct pt_pin *pin = &w->pins[k];
+	uint32_t tok[MAXTOK], n, nb, lo, m;
+	uint64_t ids[MAXBLK];
+	struct pt_insert_result res;
+	int ret;
+
+	if (!pin->node || tu_rng_below(&w->r, 2)) {
+		n = gen(w, tok);
+		if (pt_match_pin(s->t, &ns, tok, n, pin, &m) || m % B || m / B != pin->nblocks)
+			bad(s);
+		memcpy(w->pin_tok[k], tok, n * sizeof(*tok));
+	}
+	/* the pinned path, then more */
+	n = pin->nblocks * B;
+	memcpy(tok, w->pin_tok[k], n * sizeof(*tok));
+	while (n < MAXTOK && tu_rng_below(&w->r, 12))
+		tok[n++] = (uint32_t)tu_rng_below(&w->r, 3);
+	nb = n / B;
+	lo = pin->nblocks;
+	if (nb <= lo || !offer(s, tok, lo, nb, ids))
+		return;
+	ret = pt_insert_from(s->t, &ns, pin, tok, n, lo, ids, &res);
+	if (ret < 0 || (uint32_t)ret != res.added || res.first < lo ||
+	    (pin->node && pin->nblocks != res.first + res.added))
+		bad(s);
+	not_adopted(s, ids, lo, nb, &res);
+	memcpy(w->pin_tok[k], tok, (size_t)pin->nblocks * B * sizeof(*tok));
+	if (tu_rng_below(&w->r, 3) == 0)
+		pt_unpin(s->t, pin);
+}
+
 static void do_match(struct worker *w)
 {
 	struct shared *s = w->s;
@@ -211,10 +283,12 @@ static void *worker_main(void *arg)
 		uint64_t op = tu_rng_below(&w->r, 100);
 		uint32_t tok[MAXTOK], n;
 
-		if (op < 40) {
+		if (op < 35) {
 			do_match(w);
-		} else if (op < 75) {
+		} else if (op < 60) {
 			do_insert(w);
+		} else if (op < 75) {
+			do_insert_from(w);
 		} else if (op < 88) {
 			if (w->nheld)
 				drop(w, (int)tu_rng_below(&w->r, (uint64_t)w->nheld));
@@ -242,6 +316,8 @@ static void *worker_main(void *arg)
 	}
 	while (w->nheld)
 		drop(w, w->nheld - 1);
+	for (int k = 0; k < 4; k++)
+		pt_unpin(s->t, &w->pins[k]);
 	return NULL;
 }
 

@@ -69,6 +69,15 @@ struct live_handle {
 	uint32_t n;
 };
 
+/* A pin (pt_pin) and what it should hold: the path's entries and tokens. */
+struct live_pin {
+	struct pt_pin pin;
+	int ent[MAXTOK];
+	uint32_t n; /* blocks */
+	uint32_t ns;
+	uint32_t tok[MAXTOK];
+};
+
 struct got_victim {
 	uint64_t id;
 	uint32_t ns_model;
@@ -90,6 +99,8 @@ struct model {
 	uint64_t tick, now, next_id;
 	struct live_handle hs[MAXH];
 	uint32_t nh;
+	struct live_pin ps[MAXH];
+	uint32_t np;
 	/* test-side block state */
 	struct u64map adopted; /* id -> 1 adopted, 2 put */
 	struct got_victim *got;
@@ -101,6 +112,7 @@ struct model {
 	bool destroying;
 	int last_added;
 	uint64_t n_partial, n_split_ops, n_evicted, n_hinted_evicted, n_admit_rej, n_cap_rej;
+	uint64_t n_from, n_from_added, n_from_guard, n_from_other;
 };
 
 static const struct kvmm_ns nss[NNS] = {
@@ -481,28 +493,31 @@ static void release_one(struct model *m, uint32_t k)
 	m->hs[k] = m->hs[--m->nh];
 }
 
+static void unpin_one(struct model *m, uint32_t k);
+
 static void op_release(struct model *m)
 {
-	if (m->nh)
+	if (m->nh && tu_rng_below(&m->r, 3))
 		release_one(m, (uint32_t)tu_rng_below(&m->r, m->nh));
+	else if (m->np)
+		unpin_one(m, (uint32_t)tu_rng_below(&m->r, m->np));
 }
 
-static void op_insert(struct model *m)
+/*
+ * The reference's side of an insert of tok[0..n) in ns whose blocks
+ * i >= lo were given as ids[i - lo] (none below lo), after the tree's
+ * (ret, *res).  Checks the answer, replays the access, admission and cap
+ * evictions, and records what was adopted.  path[] gets the entries of
+ * the cached path after the insert; returns its length.
+ */
+static uint32_t ref_insert(struct model *m, uint32_t ns, const uint32_t *tok, uint32_t n,
+			   uint32_t lo, const uint64_t *ids, int ret,
+			   const struct pt_insert_result *res, int *path)
 {
-	uint32_t tok[MAXTOK], n = gen_tokens(m, tok), ns = (uint32_t)tu_rng_below(&m->r, NNS);
 	uint32_t B = m->B, nb = n / B, p = 0, k, ok = 0;
-	uint64_t ids[MAXTOK], keys[MAXTOK];
-	int path[MAXTOK], ret;
-	struct pt_insert_result res;
-	struct pt_handle *h = NULL;
-	bool want_pin = m->nh < MAXH && tu_rng_below(&m->r, 4) == 0;
+	uint64_t keys[MAXTOK];
 	bool leading = true;
 
-	for (uint32_t i = 0; i < nb; i++) {
-		ids[i] = m->next_id++;
-		u64map_put(&m->adopted, ids[i], 0);
-	}
-	/* what the reference expects */
 	for (uint32_t i = 0; i < nb; i++) {
 		int e = ref_find(m, ns, tok, i);
 
@@ -515,9 +530,9 @@ static void op_insert(struct model *m)
 		m->e[path[i]].tick = m->tick;
 		m->e[path[i]].hits++;
 	}
-	k = nb - p;
+	k = p >= lo ? nb - p : 0;
 	if (m->cfg.admit_hits > 1) {
-		for (uint32_t i = p; i < nb; i++) {
+		for (uint32_t i = p; i < p + k; i++) {
 			uint64_t c = 0;
 
 			keys[i] = ref_key(ns, tok, (i + 1) * B);
@@ -531,11 +546,9 @@ static void op_insert(struct model *m)
 	} else {
 		ok = k;
 	}
-
-	ret = pt_insert(m->t, &nss[ns], tok, n, ids, &res, want_pin ? &h : NULL);
 	MUST_CMP(ret, >=, 0);
-	MUST_CMP(res.first, ==, p);
-	MUST_CMP(res.rejected_admit, ==, k - ok);
+	MUST_CMP(res->first, ==, p);
+	MUST_CMP(res->rejected_admit, ==, k - ok);
 	k = ok;
 	if (k && m->cfg.max_blocks && ref_cached(m) + k > m->cfg.max_blocks) {
 		uint64_t room;
@@ -547,28 +560,47 @@ static void op_insert(struct model *m)
 		m->n_split_ops++;
 	}
 	MUST_CMP(m->ngot, ==, 0);
-	MUST_CMP(res.rejected_cap, ==, ok - k);
+	MUST_CMP(res->rejected_cap, ==, ok - k);
 	MUST_CMP(ret, ==, (int)k);
-	MUST_CMP(res.added, ==, k);
-	m->n_admit_rej += res.rejected_admit;
-	m->n_cap_rej += res.rejected_cap;
+	MUST_CMP(res->added, ==, k);
+	m->n_admit_rej += res->rejected_admit;
+	m->n_cap_rej += res->rejected_cap;
 	for (uint32_t i = p; i < p + k; i++) {
-		ref_add(m, ns, tok, i, ids[i], i ? path[i - 1] : -1);
+		ref_add(m, ns, tok, i, ids[i - lo], i ? path[i - 1] : -1);
 		path[i] = m->last_added;
-		u64map_put(&m->adopted, ids[i], 1);
+		u64map_put(&m->adopted, ids[i - lo], 1);
 		if (m->cfg.admit_hits > 1)
 			u64map_del(&m->admit, keys[i], NULL);
 	}
+	return p + k;
+}
+
+static void op_insert(struct model *m)
+{
+	uint32_t tok[MAXTOK], n = gen_tokens(m, tok), ns = (uint32_t)tu_rng_below(&m->r, NNS);
+	uint32_t B = m->B, nb = n / B, len;
+	uint64_t ids[MAXTOK];
+	int path[MAXTOK], ret;
+	struct pt_insert_result res;
+	struct pt_handle *h = NULL;
+	bool want_pin = m->nh < MAXH && tu_rng_below(&m->r, 4) == 0;
+
+	for (uint32_t i = 0; i < nb; i++) {
+		ids[i] = m->next_id++;
+		u64map_put(&m->adopted, ids[i], 0);
+	}
+	ret = pt_insert(m->t, &nss[ns], tok, n, ids, &res, want_pin ? &h : NULL);
+	len = ref_insert(m, ns, tok, n, 0, ids, ret, &res, path);
 	if (want_pin) {
-		if (!(p + k)) {
+		if (!len) {
 			MUST(NULL == h);
 		} else {
-			struct live_handle lh = {.h = h, .n = p + k};
+			struct live_handle lh = {.h = h, .n = len};
 
 			MUST(NULL != h);
-			MUST_CMP(h->nblocks, ==, p + k);
-			MUST_CMP(h->matched, ==, (p + k) * B);
-			for (uint32_t i = 0; i < p + k; i++) {
+			MUST_CMP(h->nblocks, ==, len);
+			MUST_CMP(h->matched, ==, len * B);
+			for (uint32_t i = 0; i < len; i++) {
 				MUST_CMP(h->blocks[i], ==, m->e[path[i]].id);
 				m->e[path[i]].pins++;
 				lh.ent[i] = path[i];
@@ -577,6 +609,141 @@ static void op_insert(struct model *m)
 		}
 	}
 	remember(m, tok, n);
+}
+
+/* Point a live pin at the path ent[0..n) of tok in ns (pins moved). */
+static void pin_to(struct model *m, struct live_pin *lp, uint32_t ns, const uint32_t *tok,
+		   const int *ent, uint32_t n)
+{
+	for (uint32_t i = 0; i < lp->n; i++)
+		m->e[lp->ent[i]].pins--;
+	for (uint32_t i = 0; i < n; i++) {
+		m->e[ent[i]].pins++;
+		lp->ent[i] = ent[i];
+	}
+	memcpy(lp->tok, tok, (size_t)n * m->B * sizeof(*tok));
+	lp->n = n;
+	lp->ns = ns;
+	MUST_CMP(lp->pin.nblocks, ==, n);
+	MUST((n != 0) == (lp->pin.node != NULL));
+}
+
+/* A live pin to use: a new one, or (replacing its path) an old one. */
+static struct live_pin *pick_pin(struct model *m, bool prefer_old)
+{
+	if (m->np && (prefer_old || m->np == MAXH))
+		return &m->ps[tu_rng_below(&m->r, m->np)];
+	memset(&m->ps[m->np], 0, sizeof(m->ps[m->np]));
+	return &m->ps[m->np++];
+}
+
+static void unpin_one(struct model *m, uint32_t k)
+{
+	struct live_pin *lp = &m->ps[k];
+
+	for (uint32_t i = 0; i < lp->n; i++) {
+		MUST(m->e[lp->ent[i]].live);
+		m->e[lp->ent[i]].pins--;
+	}
+	pt_unpin(m->t, &lp->pin);
+	MUST(NULL == lp->pin.node);
+	m->ps[k] = m->ps[--m->np];
+}
+
+/* pt_match_pin: a match of whole blocks, pinned without a handle. */
+static void op_match_pin(struct model *m)
+{
+	uint32_t tok[MAXTOK], n = gen_tokens(m, tok), ns = (uint32_t)tu_rng_below(&m->r, NNS);
+	uint32_t matched, B = m->B, full = ref_match(m, ns, tok, n) / B;
+	struct live_pin *lp = pick_pin(m, tu_rng_below(&m->r, 4) == 0);
+	int ent[MAXTOK] = {0};
+
+	MUST_CMP(pt_match_pin(m->t, &nss[ns], tok, n, &lp->pin, &matched), ==, 0);
+	MUST_CMP(matched, ==, full * B);
+	if (full)
+		m->tick++;
+	for (uint32_t i = 0; i < full; i++) {
+		ent[i] = ref_find(m, ns, tok, i);
+		MUST(ent[i] >= 0);
+		m->e[ent[i]].tick = m->tick;
+		m->e[ent[i]].hits++;
+	}
+	pin_to(m, lp, ns, tok, ent, full);
+	if (!full)
+		m->ps[lp - m->ps] = m->ps[--m->np];
+}
+
+/*
+ * pt_insert_from a live pin: mostly its path and more, sometimes with a
+ * token before the path's last block changed (not compared: the path is
+ * the key), the last block changed (refused), another namespace or other
+ * tokens altogether (a walk from the root).
+ */
+static void op_insert_from(struct model *m)
+{
+	struct live_pin *lp = pick_pin(m, tu_rng_below(&m->r, 8) != 0);
+	uint32_t B = m->B, k = lp->n, tok[MAXTOK], eff[MAXTOK], n, nb, lo, len, ns;
+	uint32_t kind = (uint32_t)tu_rng_below(&m->r, 16);
+	struct pt_insert_result res;
+	struct pt_pin before = lp->pin;
+	uint64_t ids[MAXTOK];
+	int path[MAXTOK], ret;
+	bool usable;
+
+	ns = k ? lp->ns : (uint32_t)tu_rng_below(&m->r, NNS);
+	if (k && kind == 15)
+		ns = (ns + 1) % NNS;
+	if (k && kind < 12) {
+		n = k * B;
+		memcpy(tok, lp->tok, n * sizeof(*tok));
+		/* more: from a tiny alphabet or a stem's continuation */
+		for (uint32_t more = (uint32_t)tu_rng_below(&m->r, MAXTOK - n + 1); more;
+		     more--, n++)
+			tok[n] = kind & 1 ? (uint32_t)tu_rng_below(&m->r, 3)
+					  : m->stems[kind % NSTEMS][n];
+		if (kind < 3 && k > 1)
+			tok[tu_rng_below(&m->r, (k - 1) * B)] += 5000;
+		else if (kind == 3)
+			tok[(k - 1) * B + tu_rng_below(&m->r, B)] += 5000;
+	} else {
+		n = gen_tokens(m, tok);
+	}
+	nb = n / B;
+	usable = k && ns == lp->ns;
+	memcpy(eff, tok, n * sizeof(*tok));
+	if (usable)
+		memcpy(eff, lp->tok, (size_t)(k < nb ? k : nb) * B * sizeof(*tok));
+	/* the caller gives the blocks after what it knows is cached */
+	lo = usable ? k : (uint32_t)tu_rng_below(&m->r, 2) * (nb / 2);
+	for (uint32_t i = lo; i < nb; i++) {
+		ids[i - lo] = m->next_id++;
+		u64map_put(&m->adopted, ids[i - lo], 0);
+	}
+	m->n_from++;
+	ret = pt_insert_from(m->t, &nss[ns], &lp->pin, tok, n, lo, ids, &res);
+	if (usable && nb >= k &&
+	    memcmp(tok + (k - 1) * B, lp->tok + (k - 1) * B, B * sizeof(*tok))) {
+		/* the guard: nothing changed */
+		MUST_CMP(ret, ==, -EINVAL);
+		MUST(lp->pin.node == before.node && lp->pin.nblocks == before.nblocks);
+		MUST_CMP(m->ngot, ==, 0);
+		m->n_from_guard++;
+		return;
+	}
+	if (usable && nb <= k) {
+		MUST_CMP(ret, ==, 0);
+		MUST_CMP(res.first, ==, nb);
+		MUST_CMP(res.added, ==, 0);
+		MUST(lp->pin.node == before.node && lp->pin.nblocks == before.nblocks);
+		return;
+	}
+	m->n_from_other += !usable;
+	len = ref_insert(m, ns, eff, n, lo, ids, ret, &res, path);
+	m->n_from_added += res.added;
+	pin_to(m, lp, ns, eff, path, len);
+	if (!len)
+		m->ps[lp - m->ps] = m->ps[--m->np];
+	remember(m, eff, n);
 }
 
 static void op_hint(struct model *m)
@@ -666,6 +833,8 @@ static void model_fini(struct model *m)
 
 	while (m->nh)
 		release_one(m, m->nh - 1);
+	while (m->np)
+		unpin_one(m, m->np - 1);
 	check_all(m);
 	m->destroying = true;
 	pt_destroy(m->t);
@@ -691,12 +860,16 @@ static void run_model(const struct pt_config *cfg, uint64_t ops)
 	for (uint64_t i = 0; i < ops; i++) {
 		uint64_t op = tu_rng_below(&m->r, 100);
 
-		if (op < 35)
+		if (op < 25)
 			op_match(m);
-		else if (op < 45)
+		else if (op < 30)
+			op_match_pin(m);
+		else if (op < 40)
 			op_release(m);
-		else if (op < 80)
+		else if (op < 62)
 			op_insert(m);
+		else if (op < 80)
+			op_insert_from(m);
 		else if (op < 86)
 			op_hint(m);
 		else if (op < 94)
@@ -708,6 +881,9 @@ static void run_model(const struct pt_config *cfg, uint64_t ops)
 	}
 	/* the run exercised what it claims to */
 	MUST_CMP(m->n_partial, >, 0);
+	MUST_CMP(m->n_from_added, >, 0);
+	MUST_CMP(m->n_from_guard, >, 0);
+	MUST_CMP(m->n_from_other, >, 0);
 	MUST_CMP(m->n_evicted, >, 0);
 	if (cfg->max_blocks)
 		MUST_CMP(m->n_split_ops, >, 0);
@@ -1014,6 +1190,95 @@ START_TEST(test_hook_install_and_deep_chain)
 }
 END_TEST
 
+/* An insert continuing a pin after the tree changed under it: the pinned
+ * path split above and at its end, siblings added, everything else
+ * evicted.  It adds only what follows the path, keys it by the path, and
+ * refuses tokens whose last pinned block is not the path's. */
+START_TEST(test_insert_from_after_changes)
+{
+	struct puts p = {0};
+	struct pt_tree *t = mk(2, &p);
+	struct kvmm_ns ns = {0}, other = {.model_id = 3};
+	uint32_t a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, x[8] = {1, 2, 3, 4, 50, 51, 52, 53};
+	uint32_t q[12] = {1, 2, 3, 4, 5, 6, 60, 61, 62, 63, 64, 65}, m;
+	uint64_t ids[4] = {1, 2, 3, 4}, xid[4] = {5, 6, 20, 21}, nid[3] = {10, 11, 12},
+		 wid[1] = {30};
+	struct pt_insert_result r;
+	struct pt_pin pin = {0}, pin2 = {0};
+	struct pt_handle *h;
+	struct pt_stats st;
+	char why[128];
+
+	ck_assert_int_eq(pt_insert(t, &ns, a, 8, ids, NULL, NULL), 4);
+	/* whole blocks only: 7 tokens match 3 blocks */
+	ck_assert_int_eq(pt_match_pin(t, &ns, a, 7, &pin, &m), 0);
+	ck_assert_uint_eq(m, 6);
+	ck_assert_uint_eq(pin.nblocks, 3);
+	pt_stats(t, &st);
+	ck_assert_uint_eq(st.blocks_pinned, 3);
+	/* the tree changes: a split above the pin's end, a sibling after
+	 * block 2, and everything unpinned evicted (A's block 4, X's) */
+	ck_assert_int_eq(pt_match(t, &ns, a, 2, NULL, &m), 0);
+	ck_assert_int_eq(pt_insert(t, &ns, x, 8, xid, &r, NULL), 2);
+	ck_assert_uint_eq(r.first, 2);
+	ck_assert_int_eq(pt_evict(t, 100, KVMM_EVICT_EXPLICIT), 3);
+	ck_assert_msg(!pt_check(t, why, sizeof(why)), "%s", why);
+	/* within the path: nothing to do, the pin stays */
+	ck_assert_int_eq(pt_insert_from(t, &ns, &pin, q, 5, 3, NULL, &r), 0);
+	ck_assert_uint_eq(r.first, 2);
+	ck_assert_uint_eq(pin.nblocks, 3);
+	/* the path's last block differs: refused, nothing changed */
+	q[5] = 99;
+	ck_assert_int_eq(pt_insert_from(t, &ns, &pin, q, 10, 3, nid, &r), -EINVAL);
+	ck_assert_int_eq(pt_probe_from(t, &ns, &pin, q, 10), -EINVAL);
+	q[5] = 6;
+	ck_assert_uint_eq(pin.nblocks, 3);
+	/* continued: blocks 3 and 4 adopted, the pin moves to their end */
+	ck_assert_int_eq(pt_probe_from(t, &ns, &pin, q, 10), 3);
+	ck_assert_int_eq(pt_insert_from(t, &ns, &pin, q, 10, 3, nid, &r), 2);
+	ck_assert_uint_eq(r.first, 3);
+	ck_assert_uint_eq(r.added, 2);
+	ck_assert_uint_eq(pin.nblocks, 5);
+	pt_stats(t, &st);
+	ck_assert_uint_eq(st.blocks_pinned, 5);
+	ck_assert_int_eq(pt_match(t, &ns, q, 12, &h, &m), 0);
+	ck_assert_uint_eq(m, 10);
+	ck_assert_uint_eq(h->blocks[2], 3);
+	ck_assert_uint_eq(h->blocks[4], 11);
+	pt_release(t, h);
+	ck_assert_msg(!pt_check(t, why, sizeof(why)), "%s", why);
+	/* tokens before the last pinned block are not the key: the new
+	 * block goes under the path, where the path's tokens find it */
+	q[0] = 77;
+	ck_assert_int_eq(pt_insert_from(t, &ns, &pin, q, 12, 5, nid + 2, &r), 1);
+	ck_assert_uint_eq(pin.nblocks, 6);
+	ck_assert_int_eq(pt_match(t, &ns, q, 12, NULL, &m), 0);
+	ck_assert_uint_eq(m, 0);
+	q[0] = 1;
+	ck_assert_int_eq(pt_match(t, &ns, q, 12, NULL, &m), 0);
+	ck_assert_uint_eq(m, 12);
+	/* another namespace: a walk from its root, the pin follows */
+	ck_assert_int_eq(pt_insert_from(t, &other, &pin, a, 2, 0, wid, &r), 1);
+	ck_assert_uint_eq(pin.nblocks, 1);
+	pt_stats(t, &st);
+	ck_assert_uint_eq(st.blocks_pinned, 1);
+	ck_assert_uint_eq(st.namespaces, 2);
+	/* an empty pin is a walk from the root too */
+	ck_assert_int_eq(pt_insert_from(t, &ns, &pin2, q, 12, 6, NULL, &r), 0);
+	ck_assert_uint_eq(r.first, 6);
+	ck_assert_uint_eq(pin2.nblocks, 6);
+	ck_assert_int_eq(pt_insert_from(t, &ns, NULL, q, 12, 0, NULL, &r), -EINVAL);
+	pt_unpin(t, &pin);
+	pt_unpin(t, &pin2);
+	pt_unpin(t, &pin2); /* empty: a no-op */
+	pt_stats(t, &st);
+	ck_assert_uint_eq(st.blocks_pinned, 0);
+	ck_assert_msg(!pt_check(t, why, sizeof(why)), "%s", why);
+	pt_destroy(t);
+	ck_assert_int_eq(p.n, 4 + 2 + 3 + 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prefix_tree");
@@ -1033,6 +1298,7 @@ int main(void)
 	tcase_add_test(td, test_lru_vs_hint);
 	tcase_add_test(td, test_admission_aging);
 	tcase_add_test(td, test_hook_install_and_deep_chain);
+	tcase_add_test(td, test_insert_from_after_changes);
 	suite_add_tcase(s, td);
 	return tu_run(s);
 }
