@@ -10,9 +10,10 @@
  * them alive on its own whatever the tree does; on top of that the
  * sequence pins the tree path it maps (and the path of the blocks it
  * published), so eviction never picks blocks a running sequence uses: it
- * could free no memory and would only lose the entry.  A pin is dropped
- * once its sequence has closed (its slot's generation moved on), checked
- * before every eviction, so a closed sequence never protects anything.
+ * could free no memory and would only lose the entry.  The same pin is
+ * where the sequence's next insert continues (struct kvmm_seq_pin).  A
+ * pin is dropped when its sequence closes (the cache calls
+ * prefix_seq_closed), so a closed sequence never protects anything.
  *
  * Lock order: p->lock is a leaf; it is never held across a call into the
  * cache or into the tree (whose puts take the cache lock).
@@ -34,72 +35,127 @@ static void put_block(void *arg, uint64_t id)
 
 /* ---- sequence pins -------------------------------------------------------- */
 
-/* Drop the pins of sequences that have closed since they pinned. */
-static void pins_sweep(struct kvmm_prefix *p)
+/* seq's length and generation; -EINVAL unless it is active. */
+static int seq_state(struct kvmm_cache *c, uint32_t seq, uint32_t *len, uint64_t *gen)
 {
-	struct kvmm_cache *c = p->c;
-	uint32_t n = c->g.max_seqs, nstale = 0;
-	struct pt_handle **stale;
-	uint64_t *gen;
+	int ret;
 
-	gen = malloc(n * sizeof(*gen));
-	stale = malloc(n * sizeof(*stale));
-	if (!gen || !stale)
-		goto out; /* pins stay until a later sweep: only less eviction */
 	kvmm_lock(c);
-	for (uint32_t s = 0; s < n; s++)
-		gen[s] = c->slots[s].state == SLOT_ACTIVE ? c->slots[s].gen : 0;
-	kvmm_unlock(c);
-	pthread_mutex_lock(&p->lock);
-	for (uint32_t s = 0; s < n; s++) {
-		if (p->pins[s].h && p->pins[s].gen != gen[s]) {
-			stale[nstale++] = p->pins[s].h;
-			p->pins[s].h = NULL;
-		}
+	ret = kvmm_seq_check(c, seq);
+	if (!ret) {
+		*len = c->slots[seq].len;
+		*gen = c->slots[seq].gen;
 	}
-	pthread_mutex_unlock(&p->lock);
-	for (uint32_t i = 0; i < nstale; i++)
-		pt_release(p->tree, stale[i]);
-out:
-	free(gen);
-	free(stale);
+	kvmm_unlock(c);
+	return ret;
 }
 
-/* Make h (may be NULL: keep the old one) seq's pin; releases what it
- * replaces.  h is consumed. */
-static void pin_set(struct kvmm_prefix *p, uint32_t seq, struct pt_handle *h)
+/* Take seq's pin out of the table while an insert moves it (false: it
+ * has none).  One made for an earlier occupant of the slot is dropped. */
+static bool pin_take(struct kvmm_prefix *p, uint32_t seq, uint64_t gen, struct kvmm_seq_pin *out)
 {
-	struct kvmm_cache *c = p->c;
-	struct pt_handle *old = NULL;
-	uint64_t gen;
+	struct kvmm_seq_pin *sp = &p->pins[seq];
+	struct pt_pin stale = {0};
+	bool got = false;
 
-	kvmm_lock(c);
-	gen = c->slots[seq].state == SLOT_ACTIVE ? c->slots[seq].gen : 0;
-	kvmm_unlock(c);
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&p->lock);
-	if (p->pins[seq].h && (h || p->pins[seq].gen != gen)) {
-		old = p->pins[seq].h;
-		p->pins[seq].h = NULL;
+	if (sp->pin.node && sp->gen == gen) {
+		*out = *sp;
+		got = true;
+	} else {
+		stale = sp->pin;
 	}
-	if (h && gen) {
-		p->pins[seq].h = h;
-		p->pins[seq].gen = gen;
-		h = NULL;
+	memset(sp, 0, sizeof(*sp));
+	pthread_mutex_unlock(&p->lock);
+	pt_unpin(p->tree, &stale);
+	return got;
+}
+
+/* Make *pin (consumed; may be empty) seq's pin for generation gen,
+ * dropping what it replaces. */
+static void pin_put(struct kvmm_prefix *p, uint32_t seq, uint64_t gen, struct pt_pin *pin,
+		    bool weak)
+{
+	struct kvmm_seq_pin *sp = &p->pins[seq];
+	struct pt_pin old;
+
+	pthread_mutex_lock(&p->lock);
+	old = sp->pin;
+	sp->pin = *pin;
+	sp->gen = gen;
+	sp->weak = pin->node && weak;
+	pthread_mutex_unlock(&p->lock);
+	memset(pin, 0, sizeof(*pin));
+	pt_unpin(p->tree, &old);
+}
+
+/* The cache's hook: sequence seq of generation gen has closed. */
+static void seq_closed(struct kvmm_cache *c, uint32_t seq, uint64_t gen)
+{
+	struct kvmm_prefix *p = kvmm_prefix_of(c);
+	struct kvmm_seq_pin *sp;
+	struct pt_pin old = {0};
+
+	if (!p || seq >= c->g.max_seqs)
+		return;
+	sp = &p->pins[seq];
+	pthread_mutex_lock(&p->lock);
+	/* a later occupant may have pinned already: leave its pin */
+	if (sp->pin.node && sp->gen == gen) {
+		old = sp->pin;
+		memset(sp, 0, sizeof(*sp));
 	}
 	pthread_mutex_unlock(&p->lock);
-	pt_release(p->tree, old);
-	pt_release(p->tree, h); /* the sequence closed meanwhile */
+	pt_unpin(p->tree, &old);
+}
+
+/* Drop every weak pin (their sequences hold copies of what they pin);
+ * returns whether there were any. */
+static bool drop_weak(struct kvmm_prefix *p)
+{
+	struct pt_pin batch[32];
+	uint32_t n, total = 0;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&p->lock);
+		for (uint32_t s = 0; s < p->c->g.max_seqs && n < 32; s++) {
+			struct kvmm_seq_pin *sp = &p->pins[s];
+
+			if (sp->pin.node && sp->weak) {
+				batch[n++] = sp->pin;
+				memset(sp, 0, sizeof(*sp));
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+		for (uint32_t i = 0; i < n; i++)
+			pt_unpin(p->tree, &batch[i]);
+		total += n;
+	} while (n == 32);
+	return total > 0;
+}
+
+/* Evict up to nblocks; when unpinned blocks do not suffice, weak pins go
+ * and eviction goes on. */
+static int64_t evict(struct kvmm_prefix *p, uint64_t nblocks, enum kvmm_evict_reason why)
+{
+	int64_t got = pt_evict(p->tree, nblocks, why), more;
+
+	if (got >= 0 && (uint64_t)got < nblocks && drop_weak(p)) {
+		more = pt_evict(p->tree, nblocks - (uint64_t)got, why);
+		if (more > 0)
+			got += more;
+	}
+	return got;
 }
 
 /* ---- enable / destroy ----------------------------------------------------- */
 
 static uint32_t reclaim(void *arg, struct kvmm_cache *c, uint32_t nblocks)
 {
-	struct kvmm_prefix *p = arg;
-	int64_t got;
+	int64_t got = evict(arg, nblocks, KVMM_EVICT_PRESSURE);
 
-	pins_sweep(p);
-	got = pt_evict(p->tree, nblocks, KVMM_EVICT_PRESSURE);
 	return got > 0 ? (uint32_t)got : 0;
 }
 
@@ -110,8 +166,11 @@ static void prefix_fini(struct kvmm_cache *c)
 	if (!p)
 		return;
 	kvmm_cache_set_reclaimer(c, NULL, NULL);
+	kvmm_lock(c);
+	c->prefix_seq_closed = NULL;
+	kvmm_unlock(c);
 	for (uint32_t s = 0; s < c->g.max_seqs; s++)
-		pt_release(p->tree, p->pins[s].h);
+		pt_unpin(p->tree, &p->pins[s].pin);
 	/* Handles the user never released die with the cache. */
 	while (p->handles) {
 		struct kvmm_prefix_handle *h = p->handles;
@@ -175,6 +234,7 @@ int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cf
 	}
 	c->prefix = p;
 	c->prefix_fini = prefix_fini;
+	c->prefix_seq_closed = seq_closed;
 	kvmm_unlock(c);
 	kvmm_attach_costs_measure(c, &p->costs);
 	kvmm_cache_set_reclaimer(c, reclaim, p);
@@ -239,39 +299,6 @@ void kvmm_prefix_release(struct kvmm_cache *c, struct kvmm_prefix_handle *h)
 
 /* ---- attach ----------------------------------------------------------------- */
 
-/*
- * Undo an alias attach whose later steps failed (length still 0): unmap
- * seq's read-only entries [0, n), with the block-table primitives of
- * cache_internal.h, so that the sequence is left as it was.
- */
-static int unalias(struct kvmm_cache *c, uint32_t seq, uint32_t n)
-{
-	struct kvmm_slot *sl = &c->slots[seq];
-	struct kvmm_op op = {0};
-	int ret = 0;
-
-	kvmm_lock(c);
-	for (uint32_t b = 0; b < n && !ret; b++) {
-		struct kvmm_bte *e = kvmm_bte(c, seq, b);
-
-		while (e->flags & BT_BUSY)
-			pthread_cond_wait(&c->done_cv, &c->lock);
-		if ((e->flags & (BT_MAPPED | BT_RO)) != (BT_MAPPED | BT_RO))
-			continue;
-		kvmm_bte_unmapping(c, seq, b);
-		ret = kvmm_bte_unmap(c, seq, b, &op);
-	}
-	/* Nothing shared is left below the length (0): no rollback floor. */
-	sl->immut_end = 0;
-	for (uint32_t b = sl->hi; b-- > 0;)
-		if (kvmm_bte(c, seq, b)->flags & BT_SHARED) {
-			sl->immut_end = b + 1;
-			break;
-		}
-	kvmm_unlock(c);
-	return ret;
-}
-
 static int set_len(struct kvmm_cache *c, uint32_t seq, uint32_t len)
 {
 	struct kvmm_step_entry e = {.seq = seq, .len = len};
@@ -284,17 +311,17 @@ int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefi
 {
 	struct kvmm_prefix *p = kvmm_prefix_of(c);
 	const struct pt_handle *th;
-	uint32_t nfull, own;
+	uint32_t nfull, own, len;
 	kvmm_blk_t *blks;
-	int64_t len;
+	uint64_t gen;
 	int ret = 0;
 
 	if (!p || !h || h->p != p || (unsigned)mode > KVMM_ATTACH_COPY)
 		return -EINVAL;
 	th = h->h;
-	len = kvmm_seq_len(c, seq);
-	if (len < 0)
-		return (int)len;
+	ret = seq_state(c, seq, &len, &gen);
+	if (ret)
+		return ret;
 	if (len)
 		return -EBUSY; /* the prefix must be the sequence's start */
 	nfull = th->nblocks - (th->partial ? 1 : 0);
@@ -327,18 +354,18 @@ int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefi
 		 * first blocks unwritable.  (Copies into its own blocks are
 		 * harmless: the length stays 0.) */
 		if (mode == KVMM_ATTACH_ALIAS && nfull)
-			unalias(c, seq, nfull);
+			kvmm_seq_unalias(c, seq, 0, nfull);
 		return ret;
 	}
-	if (mode == KVMM_ATTACH_ALIAS && nfull) {
-		struct pt_handle *pin;
+	atomic_fetch_add(mode == KVMM_ATTACH_ALIAS ? &p->attach_alias : &p->attach_copy, 1);
+	if (nfull) {
+		struct pt_pin pin = {0};
 
-		atomic_fetch_add(&p->attach_alias, 1);
-		/* the partial block was copied: the sequence pins what it maps */
-		if (!pt_handle_dup(p->tree, th, nfull, &pin))
-			pin_set(p, seq, pin);
-	} else {
-		atomic_fetch_add(&p->attach_copy, 1);
+		/* The full blocks only (the partial one was copied): what the
+		 * sequence maps after an alias, strongly; what its copies
+		 * continue after a copy, weakly. */
+		if (!pt_pin_handle(p->tree, th, nfull, &pin))
+			pin_put(p, seq, gen, &pin, mode != KVMM_ATTACH_ALIAS);
 	}
 	return 0;
 }
@@ -371,77 +398,145 @@ static const struct kvmm_prefix_tier_hooks *tier_hooks(struct kvmm_prefix *p, vo
 
 /* ---- insert ----------------------------------------------------------------- */
 
+/* Blocks an insert offers, and their ids as the tree takes them, on the
+ * stack for a turn's worth. */
+struct offer {
+	uint32_t lo, cap; /* blocks [lo, lo + cap) fit */
+	kvmm_blk_t *pub;
+	uint64_t *ids;
+	kvmm_blk_t pub_s[64];
+	uint64_t ids_s[64];
+};
+
+/* Room for blocks [lo, nb), keeping what is held for [o->lo, nb). */
+static int offer_room(struct offer *o, uint32_t lo, uint32_t nb)
+{
+	uint32_t keep = o->pub ? nb - o->lo : 0, need = nb - lo;
+	kvmm_blk_t *pub;
+	uint64_t *ids;
+
+	if (need <= 64 && (!o->pub || o->pub == o->pub_s)) {
+		pub = o->pub_s;
+		ids = o->ids_s;
+	} else {
+		pub = malloc(need * sizeof(*pub));
+		ids = malloc(need * sizeof(*ids));
+		if (!pub || !ids) {
+			free(pub);
+			free(ids);
+			return -ENOMEM;
+		}
+	}
+	if (keep)
+		memmove(pub + (need - keep), o->pub, keep * sizeof(*pub));
+	if (o->pub && o->pub != o->pub_s && o->pub != pub) {
+		free(o->pub);
+		free(o->ids);
+	}
+	o->pub = pub;
+	o->ids = ids;
+	o->lo = lo;
+	o->cap = need;
+	return 0;
+}
+
+static void offer_free(struct offer *o)
+{
+	if (o->pub != o->pub_s) {
+		free(o->pub);
+		free(o->ids);
+	}
+}
+
 int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns *ns,
 		       const uint32_t *tokens, uint32_t n)
 {
 	struct kvmm_prefix *p = kvmm_prefix_of(c);
 	struct pt_insert_result res = {0};
-	struct pt_handle *pin = NULL;
-	uint32_t nb, lo;
-	kvmm_blk_t *pub = NULL;
-	uint64_t *ids = NULL;
-	int64_t len;
-	int ret = 0;
+	struct kvmm_seq_pin sp;
+	struct offer o = {0};
+	uint32_t nb, lo, end, len;
+	uint64_t gen;
+	bool pinned;
+	int ret;
 
 	if (!p || (n && !tokens))
 		return -EINVAL;
 	if (!ns)
 		ns = &default_ns;
-	len = kvmm_seq_len(c, seq);
-	if (len < 0)
-		return (int)len;
+	ret = seq_state(c, seq, &len, &gen);
+	if (ret)
+		return ret;
 	if (n > len)
 		return -EINVAL;
 	nb = n / c->g.tpb;
-	/* A capped insert may evict: closed sequences must not protect. */
-	if (p->cfg.max_bytes)
-		pins_sweep(p);
+	/* Continue from where the sequence's KV joins the tree, if known:
+	 * only the tokens after that are walked. */
+	pinned = pin_take(p, seq, gen, &sp);
 	/* Publish only what the tree lacks: a published block is immutable
 	 * for the sequence from then on. */
-	lo = pt_probe(p->tree, ns, tokens, n);
+	ret = pt_probe_from(p->tree, ns, &sp.pin, tokens, n);
+	if (ret < 0)
+		goto out_pin;
+	lo = (uint32_t)ret;
+	ret = 0;
 	if (lo >= nb)
-		return 0;
-	pub = malloc(nb * sizeof(*pub));
-	ids = malloc(nb * sizeof(*ids));
-	if (!pub || !ids) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = kvmm_seq_publish(c, seq, lo, nb - lo, pub + lo);
+		goto out_pin;
+	ret = offer_room(&o, lo, nb);
+	if (!ret)
+		ret = kvmm_seq_publish(c, seq, lo, nb - lo, o.pub);
 	if (ret)
-		goto out;
+		goto out_pin;
+	/* o.pub[i] holds block lo + i, referenced for the tree */
 	for (int tries = 0;; tries++) {
-		for (uint32_t i = 0; i < nb; i++)
-			ids[i] = i >= lo ? pub[i] : PT_NO_BLOCK;
-		ret = pt_insert(p->tree, ns, tokens, n, ids, &res, &pin);
+		for (uint32_t i = 0; i < nb - lo; i++)
+			o.ids[i] = o.pub[i];
+		ret = pt_insert_from(p->tree, ns, &sp.pin, tokens, n, lo, o.ids, &res);
 		if (ret < 0 || res.added || res.first >= lo || tries == 3)
 			break;
 		/* Evicted between the probe and the insert: offer the blocks
 		 * now missing in front of ours too. */
-		pt_release(p->tree, pin);
-		pin = NULL;
-		if (kvmm_seq_publish(c, seq, res.first, lo - res.first, pub + res.first))
+		if (offer_room(&o, res.first, nb))
 			break;
+		if (kvmm_seq_publish(c, seq, res.first, lo - res.first, o.pub)) {
+			/* not published: only [lo, nb) hold references */
+			memmove(o.pub, o.pub + (lo - res.first), (nb - lo) * sizeof(*o.pub));
+			o.lo = lo;
+			break;
+		}
 		lo = res.first;
 	}
 	/* Give back what the tree did not adopt (cached meanwhile, not
-	 * admitted, no room). */
-	for (uint32_t i = lo; i < nb; i++)
-		if (ret < 0 || i < res.first || i >= res.first + res.added)
-			kvmm_blk_put(c, pub + i, 1);
+	 * admitted, no room).  What it adopted is [first, first + added),
+	 * within [lo, nb). */
+	if (ret < 0 || !res.added) {
+		kvmm_blk_put(c, o.pub, nb - lo);
+	} else {
+		end = res.first + res.added;
+		if (res.first > lo)
+			kvmm_blk_put(c, o.pub, res.first - lo);
+		if (end < nb)
+			kvmm_blk_put(c, o.pub + (end - lo), nb - end);
+	}
 	if (ret >= 0) {
 		const struct kvmm_prefix_tier_hooks *hk;
 		void *harg;
 
-		pin_set(p, seq, pin);
+		/* Once the sequence maps blocks of the path (it published
+		 * them and the tree adopted them), its pin is strong. */
+		pin_put(p, seq, gen, &sp.pin, (sp.weak || !pinned) && !res.added);
 		hk = res.added ? tier_hooks(p, &harg) : NULL;
 		if (hk && hk->inserted)
-			hk->inserted(harg, ns, tokens, res.first, res.added, ids + res.first);
+			hk->inserted(harg, ns, tokens, res.first, res.added,
+				     o.ids + (res.first - lo));
 		ret = (int)(res.added * c->g.tpb);
+		offer_free(&o);
+		return ret;
 	}
-out:
-	free(pub);
-	free(ids);
+out_pin:
+	if (pinned)
+		pin_put(p, seq, gen, &sp.pin, sp.weak);
+	offer_free(&o);
 	return ret;
 }
 
@@ -471,8 +566,7 @@ int kvmm_prefix_evict(struct kvmm_cache *c, uint32_t nblocks)
 
 	if (!p)
 		return -EINVAL;
-	pins_sweep(p);
-	got = pt_evict(p->tree, nblocks, KVMM_EVICT_EXPLICIT);
+	got = evict(p, nblocks, KVMM_EVICT_EXPLICIT);
 	return (int)got;
 }
 
@@ -511,7 +605,6 @@ int kvmm_prefix_stats(const struct kvmm_cache *cc, struct kvmm_prefix_stats *st)
 
 	if (!p || !st)
 		return -EINVAL;
-	pins_sweep(p);
 	pt_stats(p->tree, &ts);
 	memset(st, 0, sizeof(*st));
 	st->lookups = ts.lookups;

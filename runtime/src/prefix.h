@@ -21,11 +21,19 @@ struct kvmm_attach_costs {
 	bool measured;	   /* false: taken from counters or defaults */
 };
 
-/* A sequence's pin on the tree path it maps (alias attach, or its own
- * published blocks); dropped once the slot's generation moved on. */
+/*
+ * A sequence's pin on the tree path its KV continues: what it attached, or
+ * what it inserted last.  Its inserts continue from there (pt_insert_from)
+ * instead of walking the whole history again.  Strong when the sequence
+ * maps some of the path's blocks (an alias attach, its own published
+ * blocks): eviction could free nothing there.  Weak when it maps none (a
+ * copy attach): pressure may drop it, and the next insert then walks from
+ * the root.  Dropped when the sequence closes (kvmm_seq_close's hook).
+ */
 struct kvmm_seq_pin {
-	uint64_t gen;
-	struct pt_handle *h;
+	uint64_t gen; /* the slot's generation it was made for */
+	struct pt_pin pin;
+	bool weak;
 };
 
 struct kvmm_prefix_handle {

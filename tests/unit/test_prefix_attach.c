@@ -641,6 +641,156 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* q = tokA[0..a) then tokB[0..b). */
+static uint32_t *joined(uint32_t a, uint32_t b)
+{
+	uint32_t *q = malloc((a + b) * sizeof(*q));
+
+	ck_assert_ptr_nonnull(q);
+	memcpy(q, tokA, a * sizeof(*q));
+	memcpy(q + a, tokB, b * sizeof(*q));
+	return q;
+}
+
+/* A sequence's insert continues from the prefix it attached (its pin),
+ * whatever happened to the tree meanwhile: it publishes and caches only
+ * what follows, keyed by the attached path; its last attached block must
+ * be the caller's (else -EINVAL and nothing is published). */
+START_TEST(test_insert_continues)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	struct kvmm_cache *c = make(be, _i, 64, NULL);
+	uint32_t tpb = c->g.tpb, a, b, d, e, m, *q, *x;
+	struct kvmm_prefix_handle *h;
+
+	init_tokens();
+	q = joined(3 * tpb, 2 * tpb);
+	x = malloc(3 * tpb * sizeof(*x));
+	memcpy(x, tokA, 2 * tpb * sizeof(*x));
+	for (uint32_t i = 2 * tpb; i < 3 * tpb; i++)
+		x[i] = 77;
+	a = filled(c, 1, 3 * tpb);
+	ck_assert_int_eq(kvmm_prefix_insert(c, a, NULL, tokA, 3 * tpb), (int)(3 * tpb));
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 0); /* dropped at close */
+	/* B attaches the three blocks and computes two more */
+	b = attached(c, q, 3 * tpb + 1, 3 * tpb, KVMM_ATTACH_ALIAS);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 3);
+	ck_assert_int_eq(ct_step1(c, b, 5 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 3 * tpb, 2 * tpb), 0);
+	/* meanwhile: a sibling after block 1 (splitting B's path), and an
+	 * eviction that may take all but B's path */
+	d = filled(c, 3, 3 * tpb);
+	ck_assert_int_eq(kvmm_prefix_insert(c, d, NULL, x, 3 * tpb), (int)tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, d), 0);
+	ck_assert_int_eq(kvmm_prefix_evict(c, 100), 1);
+	/* the last attached block differs: refused, nothing published */
+	q[3 * tpb - 1] ^= 1;
+	ck_assert_int_eq(kvmm_prefix_insert(c, b, NULL, q, 5 * tpb), -EINVAL);
+	q[3 * tpb - 1] ^= 1;
+	ck_assert_uint_eq(kvmm_bte(c, b, 3)->flags & BT_SHARED, 0);
+	ck_assert_uint_eq(pstats(c).blocks_cached, 3);
+	/* continued: only blocks 3 and 4 are published */
+	ck_assert_int_eq(kvmm_prefix_insert(c, b, NULL, q, 5 * tpb), (int)(2 * tpb));
+	ck_assert_uint_ne(kvmm_bte(c, b, 3)->flags & BT_SHARED, 0);
+	ck_assert_uint_eq(pstats(c).blocks_cached, 5);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 5);
+	ct_verify(c);
+	/* E gets all five, with the right KV */
+	e = attached(c, q, 5 * tpb, 5 * tpb, KVMM_ATTACH_ALIAS);
+	ct_check(c, e, 1, 0, 3 * tpb);
+	ct_check(c, e, 2, 3 * tpb, 2 * tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, e), 0);
+	/* tokens before the last attached block are not compared: B's next
+	 * block is keyed by the path its KV continues */
+	ck_assert_int_eq(ct_step1(c, b, 6 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 5 * tpb, tpb), 0);
+	free(q);
+	q = joined(3 * tpb, 3 * tpb);
+	q[0] ^= 1;
+	ck_assert_int_eq(kvmm_prefix_insert(c, b, NULL, q, 6 * tpb), (int)tpb);
+	ck_assert_uint_eq(cached_len(c, q, 6 * tpb), 0);
+	q[0] ^= 1;
+	ck_assert_uint_eq(cached_len(c, q, 6 * tpb), 6 * tpb);
+	ck_assert_int_eq(kvmm_prefix_match(c, NULL, q, 6 * tpb, &h, &m), 0);
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &e), 0);
+	ck_assert_int_eq(kvmm_seq_attach_prefix(c, e, h, KVMM_ATTACH_COPY), 0);
+	kvmm_prefix_release(c, h);
+	ct_check(c, e, 1, 0, 3 * tpb);
+	ct_check(c, e, 2, 3 * tpb, 3 * tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, e), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 0);
+	ck_assert_int_eq(kvmm_prefix_evict(c, 100), 6);
+	ct_verify(c);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+	free(q);
+	free(x);
+}
+END_TEST
+
+/* A copy-attached sequence pins its prefix weakly: an insert continues
+ * from it while it lasts, eviction takes it when nothing else is left,
+ * and the sequence then publishes its own copies instead. */
+START_TEST(test_copy_pin_weak)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	/* budget: A's 4 cached + B's 6 + 2 spare */
+	struct kvmm_cache *c = make(be, _i, 12, NULL);
+	uint32_t tpb = c->g.tpb, a, b, d, e, *q;
+
+	init_tokens();
+	q = joined(4 * tpb, 2 * tpb);
+	a = filled(c, 1, 4 * tpb);
+	ck_assert_int_eq(kvmm_prefix_insert(c, a, NULL, tokA, 4 * tpb), (int)(4 * tpb));
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	b = attached(c, q, 4 * tpb + 1, 4 * tpb, KVMM_ATTACH_COPY);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 4);
+	ck_assert_int_eq(ct_step1(c, b, 5 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 4 * tpb, tpb), 0);
+	/* from the weak pin: block 4 only; B's copies stay its own */
+	ck_assert_int_eq(kvmm_prefix_insert(c, b, NULL, q, 5 * tpb), (int)tpb);
+	ck_assert_int_eq(ct_write(c, b, 1, 0, 1), 0);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 5);
+	/* now B maps a block of the path: the pin is strong */
+	ck_assert_int_eq(kvmm_prefix_evict(c, 100), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ck_assert_int_eq(kvmm_prefix_evict(c, 100), 5);
+	ct_verify(c);
+
+	/* again, and pressure: D needs 8 blocks, 4 free + 4 cached and
+	 * weakly pinned by B, which holds copies: they go */
+	a = filled(c, 1, 4 * tpb);
+	ck_assert_int_eq(kvmm_prefix_insert(c, a, NULL, tokA, 4 * tpb), (int)(4 * tpb));
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	kvmm_cache_quiesce(c);
+	b = attached(c, q, 4 * tpb + 1, 4 * tpb, KVMM_ATTACH_COPY);
+	d = filled(c, 3, 4 * tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, d), 0);
+	ck_assert_int_eq(kvmm_seq_open(c, 0, &d), 0);
+	ck_assert_int_eq(kvmm_seq_reserve(c, d, 8 * tpb), 0);
+	ck_assert_uint_eq(pstats(c).blocks_cached, 0);
+	ck_assert_uint_eq(pstats(c).blocks_pinned, 0);
+	ck_assert_uint_ge(pstats(c).evictions[KVMM_EVICT_PRESSURE], 4);
+	ck_assert_int_eq(kvmm_seq_close(c, d), 0);
+	/* B's insert walks from the root and publishes its copies */
+	ck_assert_int_eq(ct_step1(c, b, 6 * tpb), 0);
+	ck_assert_int_eq(ct_write(c, b, 2, 4 * tpb, 2 * tpb), 0);
+	ck_assert_int_eq(kvmm_prefix_insert(c, b, NULL, q, 6 * tpb), (int)(6 * tpb));
+	ck_assert_int_eq(ct_write(c, b, 1, 0, 1), -EPERM);
+	e = attached(c, q, 6 * tpb, 6 * tpb, KVMM_ATTACH_ALIAS);
+	ct_check(c, e, 1, 0, 4 * tpb);
+	ct_check(c, e, 2, 4 * tpb, 2 * tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, e), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ct_verify(c);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+	free(q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prefix_attach");
@@ -658,8 +808,10 @@ int main(void)
 	tcase_add_loop_test(tc, test_cap, 0, 6);
 	tcase_add_loop_test(tc, test_sharing_stats, 0, 6);
 	tcase_add_loop_test(tc, test_errors, 0, 6);
+	tcase_add_loop_test(tc, test_insert_continues, 0, 6);
 	/* without the mapper: its map-ahead would make the budget fuzzy */
 	tcase_add_loop_test(tc, test_attach_nomem_rolls_back, 0, 3);
+	tcase_add_loop_test(tc, test_copy_pin_weak, 0, 3);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

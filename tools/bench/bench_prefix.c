@@ -185,13 +185,20 @@ struct tree_run {
 
 static const struct kvmm_ns bench_ns = {.model_id = 1};
 
+/*
+ * The tree on the workload.  With from_match, as an engine runs it: the
+ * request's match pins its prefix (pt_match_pin) and the finished turn is
+ * inserted from there (pt_insert_from), then unpinned; otherwise the match
+ * is a probe and the insert walks from the root (pt_insert).
+ */
 static int run_tree(uint32_t nsessions, uint64_t nreq, enum kvmm_evict_policy pol,
-		    uint64_t max_blocks, bool baseline, struct tree_run *out)
+		    uint64_t max_blocks, bool baseline, bool from_match, struct tree_run *out)
 {
 	struct pt_config cfg = {
 		.tokens_per_block = BLK, .policy = pol, .max_blocks = max_blocks, .put = put_none};
 	struct hash_index hx = {.seed = kvmm_hash_ns(&bench_ns)};
 	static uint64_t ids[HIST / BLK];
+	struct pt_pin pin = {0};
 	struct workload w;
 	struct pt_tree *t;
 	struct pt_stats st;
@@ -214,7 +221,10 @@ static int run_tree(uint32_t nsessions, uint64_t nreq, enum kvmm_evict_policy po
 
 		workload_next(&w);
 		t0 = bench_now_ns();
-		pt_match(t, &bench_ns, w.req, w.req_len, NULL, &m);
+		if (from_match)
+			pt_match_pin(t, &bench_ns, w.req, w.req_len, &pin, &m);
+		else
+			pt_match(t, &bench_ns, w.req, w.req_len, NULL, &m);
 		t1 = bench_now_ns();
 		out->match_ns += t1 - t0;
 		out->hit_tokens += m;
@@ -222,7 +232,15 @@ static int run_tree(uint32_t nsessions, uint64_t nreq, enum kvmm_evict_policy po
 		for (uint32_t b = 0; b < w.turn_len / BLK; b++)
 			ids[b] = next_id + b;
 		t1 = bench_now_ns();
-		r = pt_insert(t, &bench_ns, w.s[w.sess].tok, w.turn_len, ids, NULL, NULL);
+		if (from_match) {
+			uint32_t lo = pin.nblocks;
+
+			r = pt_insert_from(t, &bench_ns, &pin, w.s[w.sess].tok, w.turn_len, lo,
+					   ids + lo, NULL);
+			pt_unpin(t, &pin); /* the request is done */
+		} else {
+			r = pt_insert(t, &bench_ns, w.s[w.sess].tok, w.turn_len, ids, NULL, NULL);
+		}
 		t2 = bench_now_ns();
 		if (r < 0) {
 			ret = r;
@@ -252,10 +270,17 @@ static int run_tree(uint32_t nsessions, uint64_t nreq, enum kvmm_evict_policy po
 /* ---- the public API on the null backend ------------------------------------- */
 
 struct api_run {
-	uint64_t match_ns, insert_ns, n, hit_tokens;
+	uint64_t match_ns, insert_ns, n, hit_tokens, attached;
 };
 
-static int run_api(uint32_t nsessions, uint64_t nreq, struct api_run *out)
+/*
+ * The public API on the workload: per request a match (and release), a
+ * sequence for the turn, the turn's blocks published by an insert.  With
+ * attach, as an engine runs it: the match is attached (AUTO) before the
+ * rest of the turn is computed; otherwise the sequence computes the whole
+ * turn itself.
+ */
+static int run_api(uint32_t nsessions, uint64_t nreq, bool attach, struct api_run *out)
 {
 	struct kvmm_backend_config bc = {.type = KVMM_BACKEND_NULL};
 	struct kvmm_cache_config cc = {
@@ -289,13 +314,19 @@ static int run_api(uint32_t nsessions, uint64_t nreq, struct api_run *out)
 		workload_next(&w);
 		t0 = bench_now_ns();
 		ret = kvmm_prefix_match(c, &bench_ns, w.req, w.req_len, &h, &m);
-		kvmm_prefix_release(c, h);
 		t1 = bench_now_ns();
 		out->match_ns += t1 - t0;
 		out->hit_tokens += m;
-		/* the turn ran in a sequence, which now publishes its blocks */
+		/* the turn runs in a sequence, which then publishes its blocks */
 		if (!ret)
 			ret = kvmm_seq_open(c, w.turn_len, &e.seq);
+		if (!ret && attach && h) {
+			ret = kvmm_seq_attach_prefix(c, e.seq, h, KVMM_ATTACH_AUTO);
+			out->attached += !ret;
+		}
+		t0 = bench_now_ns();
+		kvmm_prefix_release(c, h);
+		out->match_ns += bench_now_ns() - t0;
 		if (!ret)
 			ret = kvmm_seq_reserve(c, e.seq, w.turn_len);
 		e.len = w.turn_len;
@@ -482,39 +513,55 @@ static bool want_part(const struct bench_ctx *ctx, const char *what)
 	return false;
 }
 
-/* 1. the tree on the workload, unbounded, next to the hash index; rates
- * are medians over repetitions (this may share its cores). */
+/* 1. the tree on the workload, unbounded, next to the hash index in the
+ * same run; rates are medians over repetitions (this may share its
+ * cores).  Inserts as an engine makes them (from the request's match)
+ * and, for comparison, walking from the root. */
 static int part_tree(struct bench_ctx *ctx, uint32_t nsessions, uint64_t nreq)
 {
-	const int reps = ctx->quick ? 1 : 3;
-	struct tree_run tr;
-	double rate[4][3], m, mb, i, ib, hit;
+	const int reps = ctx->quick ? 1 : 5;
+	struct tree_run root, from;
+	double rate[7][5];
 	int ret;
 
 	for (int r = 0; r < reps; r++) {
-		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, true, &tr);
+		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, true, false, &root);
+		if (!ret)
+			ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, true, true, &from);
 		if (ret)
 			return ret;
-		rate[0][r] = tr.hit_tokens / (tr.match_ns / 1e9);
-		rate[1][r] = tr.base_hit_tokens / (tr.base_match_ns / 1e9);
-		rate[2][r] = tr.inserts / (tr.insert_ns / 1e9);
-		rate[3][r] = tr.inserts / (tr.base_insert_ns / 1e9);
+		rate[0][r] = root.hit_tokens / (root.match_ns / 1e9);
+		rate[1][r] = root.base_hit_tokens / (root.base_match_ns / 1e9);
+		rate[2][r] = from.inserts / (from.insert_ns / 1e9);
+		rate[3][r] = from.inserts / (from.base_insert_ns / 1e9);
+		rate[4][r] = root.inserts / (root.insert_ns / 1e9);
+		rate[5][r] = root.inserts / (root.base_insert_ns / 1e9);
+		rate[6][r] = from.hit_tokens / (from.match_ns / 1e9);
 	}
 	bench_header("prefix: radix tree on a multi-turn workload (16-token blocks)");
 	printf("# %llu requests over %u sessions and %d system prompts; %llu blocks cached; "
-	       "mean request %.0f tokens, mean hit %.0f tokens\n",
-	       (unsigned long long)nreq, nsessions, NPROMPTS, (unsigned long long)tr.blocks,
-	       (double)tr.lookup_tokens / nreq, (double)tr.hit_tokens / nreq);
-	m = bench_median(rate[0], reps);
-	mb = bench_median(rate[1], reps);
-	i = bench_median(rate[2], reps);
-	ib = bench_median(rate[3], reps);
-	hit = (double)tr.hit_tokens / tr.matches;
-	bench_result(ctx, "prefix-tree", "match_tokens_per_s", m, "tokens/s", "hash_chain", mb);
-	bench_result(ctx, "prefix-tree", "inserts_per_s", i, "1/s", "hash_chain", ib);
-	bench_result(ctx, "prefix-tree", "match_us", hit / m * 1e6, "us", "hash_chain",
-		     hit / mb * 1e6);
-	bench_result(ctx, "prefix-tree", "insert_us", 1e6 / i, "us", "hash_chain", 1e6 / ib);
+	       "mean request %.0f tokens, mean hit %.0f tokens; medians of %d runs\n",
+	       (unsigned long long)nreq, nsessions, NPROMPTS, (unsigned long long)root.blocks,
+	       (double)root.lookup_tokens / nreq, (double)root.hit_tokens / nreq, reps);
+	{
+		double m = bench_median(rate[0], reps), mb = bench_median(rate[1], reps);
+		double i = bench_median(rate[2], reps), ib = bench_median(rate[3], reps);
+		double ir = bench_median(rate[4], reps), irb = bench_median(rate[5], reps);
+		double mp = bench_median(rate[6], reps);
+		double hit = (double)root.hit_tokens / root.matches;
+
+		bench_result(ctx, "prefix-tree", "match_tokens_per_s", m, "tokens/s", "hash_chain",
+			     mb);
+		bench_result(ctx, "prefix-tree", "match_pin_tokens_per_s", mp, "tokens/s",
+			     "hash_chain", mb);
+		bench_result(ctx, "prefix-tree", "inserts_per_s", i, "1/s", "hash_chain", ib);
+		bench_result(ctx, "prefix-tree", "inserts_root_per_s", ir, "1/s", "hash_chain",
+			     irb);
+		bench_result(ctx, "prefix-tree", "match_us", hit / m * 1e6, "us", "hash_chain",
+			     hit / mb * 1e6);
+		bench_result(ctx, "prefix-tree", "insert_us", 1e6 / i, "us", "hash_chain",
+			     1e6 / ib);
+	}
 	return 0;
 }
 
@@ -524,11 +571,11 @@ static int part_hit(struct bench_ctx *ctx, uint32_t nsessions, uint64_t nreq)
 	struct tree_run all, lru, lfu;
 	int ret;
 
-	ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, false, &all);
+	ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, 0, false, true, &all);
 	if (!ret)
-		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, all.blocks / 4, false, &lru);
+		ret = run_tree(nsessions, nreq, KVMM_EVICT_LRU, all.blocks / 4, false, true, &lru);
 	if (!ret)
-		ret = run_tree(nsessions, nreq, KVMM_EVICT_LFU, all.blocks / 4, false, &lfu);
+		ret = run_tree(nsessions, nreq, KVMM_EVICT_LFU, all.blocks / 4, false, true, &lfu);
 	if (ret)
 		return ret;
 	bench_result(ctx, "prefix-tree", "hit_rate", (double)lru.hit_tokens / lru.lookup_tokens,
@@ -539,26 +586,42 @@ static int part_hit(struct bench_ctx *ctx, uint32_t nsessions, uint64_t nreq)
 }
 
 /* The public API, with sequences publishing real blocks (null backend),
- * next to the tree alone on the same requests. */
+ * next to the tree alone on the same requests (its match a probe, as the
+ * API's match is with the handle's pin). */
 static int part_api(struct bench_ctx *ctx, uint32_t nsessions, uint64_t napi)
 {
-	struct tree_run small;
-	struct api_run ar;
+	const int reps = ctx->quick ? 1 : 3;
+	struct tree_run root, from;
+	struct api_run cold, eng;
+	double rate[6][3];
 	int ret;
 
-	ret = run_api(nsessions, napi, &ar);
-	if (ret < 0)
-		return ret;
-	ret = run_tree(nsessions, napi, KVMM_EVICT_LRU, 0, false, &small);
-	if (ret)
-		return ret;
-	printf("# public API: the first %llu requests, with a sequence per turn\n",
-	       (unsigned long long)napi);
-	bench_result(ctx, "prefix-api-null", "api_match_tokens_per_s",
-		     ar.hit_tokens / (ar.match_ns / 1e9), "tokens/s", "tree",
-		     small.hit_tokens / (small.match_ns / 1e9));
-	bench_result(ctx, "prefix-api-null", "api_inserts_per_s", ar.n / (ar.insert_ns / 1e9),
-		     "1/s", "tree", small.inserts / (small.insert_ns / 1e9));
+	for (int r = 0; r < reps; r++) {
+		ret = run_api(nsessions, napi, true, &eng);
+		if (ret >= 0)
+			ret = run_api(nsessions, napi, false, &cold);
+		if (ret >= 0)
+			ret = run_tree(nsessions, napi, KVMM_EVICT_LRU, 0, false, false, &root);
+		if (!ret)
+			ret = run_tree(nsessions, napi, KVMM_EVICT_LRU, 0, false, true, &from);
+		if (ret < 0)
+			return ret;
+		rate[0][r] = eng.hit_tokens / (eng.match_ns / 1e9);
+		rate[1][r] = root.hit_tokens / (root.match_ns / 1e9);
+		rate[2][r] = eng.n / (eng.insert_ns / 1e9);
+		rate[3][r] = from.inserts / (from.insert_ns / 1e9);
+		rate[4][r] = cold.n / (cold.insert_ns / 1e9);
+		rate[5][r] = root.inserts / (root.insert_ns / 1e9);
+	}
+	printf("# public API: the first %llu requests, with a sequence per turn (%llu attached "
+	       "their match); medians of %d runs\n",
+	       (unsigned long long)napi, (unsigned long long)eng.attached, reps);
+	bench_result(ctx, "prefix-api-null", "api_match_tokens_per_s", bench_median(rate[0], reps),
+		     "tokens/s", "tree", bench_median(rate[1], reps));
+	bench_result(ctx, "prefix-api-null", "api_inserts_per_s", bench_median(rate[2], reps),
+		     "1/s", "tree", bench_median(rate[3], reps));
+	bench_result(ctx, "prefix-api-null", "api_inserts_noattach_per_s",
+		     bench_median(rate[4], reps), "1/s", "tree_root", bench_median(rate[5], reps));
 	return 0;
 }
 
