@@ -5,19 +5,23 @@
  * Evictable nodes are the unpinned leaves, kept in a binary min-heap by
  * eviction order; taking blocks from a leaf's tail keeps the cached set
  * prefix-closed (a block is never dropped while a longer prefix through it
- * stays).  The order (pt_evict_before):
+ * stays).  The order (key_of):
  *   1. unhinted before hinted (a scheduler said it will need the latter);
  *   2. unhinted: least recently used, or with LFU fewest accesses first and
  *      then least recently used;
  *   3. hinted: the one whose soonest announced use is furthest away first
  *      (AttentionStore's look-ahead), then least recently used.
  * Hints expire hint_ttl_ns after the latest announced use; expired hints
- * are swept lazily at the start of each eviction.
+ * are swept lazily at the start of each eviction.  The heap keeps each
+ * node's key with it: sifting reads one array, not the nodes, and an
+ * access (which only delays a node's eviction) costs the heap nothing
+ * until that node reaches the top (struct pt_heap_ent).
  *
  * Victims are taken out under the tree lock into records and handed to
  * the eviction hook and the put callback only after the lock is dropped.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,65 +48,78 @@ bool pt_hint_expired(const struct pt_tree *t, const struct pt_node *n, uint64_t 
 	return sat_add(n->hint_last, t->cfg.hint_ttl_ns) < now;
 }
 
-bool pt_evict_before(const struct pt_tree *t, const struct pt_node *a, const struct pt_node *b)
-{
-	if (a->hinted != b->hinted)
-		return !a->hinted;
-	if (a->hinted) {
-		if (a->hint_soon != b->hint_soon)
-			return a->hint_soon > b->hint_soon;
-	} else if (t->cfg.policy == KVMM_EVICT_LFU && a->hits != b->hits) {
-		return a->hits < b->hits;
-	}
-	return a->tick < b->tick;
-}
-
 /* ---- heap ---------------------------------------------------------------- */
 
-static void heap_set(struct pt_tree *t, uint32_t i, struct pt_node *n)
+/* n's eviction key now (struct pt_heap_ent). */
+static void key_of(const struct pt_tree *t, const struct pt_node *n, struct pt_heap_ent *e)
 {
-	t->heap[i] = n;
-	n->heap_idx = i;
+	e->node = (struct pt_node *)n;
+	e->k1 = n->hinted;
+	e->k2 = n->hinted ? UINT64_MAX - n->hint_soon
+			  : (t->cfg.policy == KVMM_EVICT_LFU ? n->hits : 0);
+	e->k3 = n->tick;
+}
+
+static int key_cmp(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
+{
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1 ? -1 : 1;
+	if (a->k2 != b->k2)
+		return a->k2 < b->k2 ? -1 : 1;
+	if (a->k3 != b->k3)
+		return a->k3 < b->k3 ? -1 : 1;
+	return 0;
+}
+
+static bool ent_before(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
+{
+	return key_cmp(a, b) < 0;
+}
+
+static void heap_set(struct pt_tree *t, uint32_t i, const struct pt_heap_ent *e)
+{
+	t->heap[i] = *e;
+	e->node->heap_idx = i;
 }
 
 static void sift_up(struct pt_tree *t, uint32_t i)
 {
-	struct pt_node *n = t->heap[i];
+	struct pt_heap_ent e = t->heap[i];
 
 	while (i) {
 		uint32_t up = (i - 1) / 2;
 
-		if (!pt_evict_before(t, n, t->heap[up]))
+		if (!ent_before(&e, &t->heap[up]))
 			break;
-		heap_set(t, i, t->heap[up]);
+		heap_set(t, i, &t->heap[up]);
 		i = up;
 	}
-	heap_set(t, i, n);
+	heap_set(t, i, &e);
 }
 
 static void sift_down(struct pt_tree *t, uint32_t i)
 {
-	struct pt_node *n = t->heap[i];
+	struct pt_heap_ent e = t->heap[i];
 
 	for (;;) {
 		uint32_t c = 2 * i + 1;
 
 		if (c >= t->heap_len)
 			break;
-		if (c + 1 < t->heap_len && pt_evict_before(t, t->heap[c + 1], t->heap[c]))
+		if (c + 1 < t->heap_len && ent_before(&t->heap[c + 1], &t->heap[c]))
 			c++;
-		if (!pt_evict_before(t, t->heap[c], n))
+		if (!ent_before(&t->heap[c], &e))
 			break;
-		heap_set(t, i, t->heap[c]);
+		heap_set(t, i, &t->heap[c]);
 		i = c;
 	}
-	heap_set(t, i, n);
+	heap_set(t, i, &e);
 }
 
 int pt_heap_reserve(struct pt_tree *t, uint64_t nodes)
 {
 	uint64_t ncap;
-	struct pt_node **h;
+	struct pt_heap_ent *h;
 
 	if (nodes <= t->heap_cap)
 		return 0;
@@ -122,33 +139,84 @@ int pt_heap_reserve(struct pt_tree *t, uint64_t nodes)
 void pt_heap_remove(struct pt_tree *t, struct pt_node *n)
 {
 	uint32_t i = n->heap_idx;
+	struct pt_node *m;
 
 	if (i == PT_NO_HEAP)
 		return;
 	n->heap_idx = PT_NO_HEAP;
 	if (i == --t->heap_len)
 		return;
-	struct pt_node *m = t->heap[t->heap_len];
-
-	heap_set(t, i, m);
+	m = t->heap[t->heap_len].node;
+	heap_set(t, i, &t->heap[t->heap_len]);
 	sift_up(t, i);
 	sift_down(t, m->heap_idx);
 }
 
-void pt_evictable_update(struct pt_tree *t, struct pt_node *n)
+static void evictable(struct pt_tree *t, struct pt_node *n, bool touched)
 {
 	bool want = !n->is_root && !n->nkids && !n->held && n->nblocks;
+	struct pt_heap_ent e;
 
 	if (want && n->heap_idx == PT_NO_HEAP) {
 		/* room for every node was reserved when it was made */
-		heap_set(t, t->heap_len++, n);
+		key_of(t, n, &e);
+		heap_set(t, t->heap_len++, &e);
 		sift_up(t, n->heap_idx);
 	} else if (!want) {
 		pt_heap_remove(t, n);
-	} else {
+	} else if (!touched) {
+		key_of(t, n, &e);
+		t->heap[n->heap_idx] = e;
 		sift_up(t, n->heap_idx);
 		sift_down(t, n->heap_idx);
 	}
+}
+
+void pt_evictable_update(struct pt_tree *t, struct pt_node *n)
+{
+	evictable(t, n, false);
+}
+
+void pt_evictable_touched(struct pt_tree *t, struct pt_node *n)
+{
+	evictable(t, n, true);
+}
+
+/* The node to evict first: the heap's top once its key is current (a
+ * stale top is pushed down to its place and the next one looked at). */
+static struct pt_node *heap_top(struct pt_tree *t)
+{
+	for (;;) {
+		struct pt_heap_ent now;
+
+		key_of(t, t->heap[0].node, &now);
+		if (!key_cmp(&now, &t->heap[0]))
+			return now.node;
+		t->heap[0] = now;
+		sift_down(t, 0);
+	}
+}
+
+int pt_heap_check(struct pt_tree *t, char *why, size_t len)
+{
+	for (uint32_t i = 0; i < t->heap_len; i++) {
+		struct pt_heap_ent now;
+
+		if (t->heap[i].node->heap_idx != i) {
+			snprintf(why, len, "heap slot %u does not point back", i);
+			return -EUCLEAN;
+		}
+		key_of(t, t->heap[i].node, &now);
+		if (key_cmp(&t->heap[i], &now) > 0) {
+			snprintf(why, len, "heap key %u above its node's", i);
+			return -EUCLEAN;
+		}
+		if (i && ent_before(&t->heap[i], &t->heap[(i - 1) / 2])) {
+			snprintf(why, len, "heap order broken at %u", i);
+			return -EUCLEAN;
+		}
+	}
+	return 0;
 }
 
 /* ---- hints --------------------------------------------------------------- */
@@ -253,7 +321,7 @@ int64_t pt_evict_locked(struct pt_tree *t, uint64_t need, enum kvmm_evict_reason
 
 	sweep_hints(t, pt_now(t));
 	while (got < need && t->heap_len) {
-		struct pt_node *n = t->heap[0], *parent;
+		struct pt_node *n = heap_top(t), *parent;
 		uint64_t want = need - got;
 		uint32_t take = want < n->nblocks ? (uint32_t)want : n->nblocks;
 		struct pt_victim_rec *r = victim_take(t, n, take);

@@ -50,15 +50,56 @@ static int probe_cmp(const uint32_t *q, uint32_t qlen, const struct pt_node *kid
 	return qlen < B ? -1 : 0;
 }
 
+/* The key of a first block (struct pt_kid). */
+static uint64_t kid_key(const uint32_t *tok, uint32_t B)
+{
+	return (uint64_t)tok[0] << 32 | (B > 1 ? tok[1] : 0);
+}
+
+/* A probe's key and how much of it counts (qlen tokens of a block). */
+struct probe {
+	const uint32_t *q;
+	uint32_t qlen;
+	uint64_t key, mask;
+};
+
+static struct probe probe_of(const uint32_t *q, uint32_t qlen, uint32_t B)
+{
+	struct probe p = {.q = q, .qlen = qlen};
+
+	if (qlen >= 2 || B == 1) {
+		p.key = kid_key(q, B);
+		p.mask = UINT64_MAX;
+	} else {
+		p.key = (uint64_t)q[0] << 32; /* one token of a longer block */
+		p.mask = (uint64_t)UINT32_MAX << 32;
+	}
+	return p;
+}
+
+/* probe_cmp through the key first: the kid's tokens are read only when
+ * its first two tokens are the probe's. */
+static int probe_cmp_kid(const struct probe *p, const struct pt_kid *k, uint32_t B)
+{
+	uint64_t kk = k->key & p->mask;
+
+	if (p->key != kk)
+		return p->key < kk ? -1 : 1;
+	if (p->qlen <= 2)
+		return p->qlen < B ? -1 : 0; /* the key held all of the probe */
+	return probe_cmp(p->q, p->qlen, k->node, B);
+}
+
 /* First kid position whose first block is >= the probe. */
 static uint32_t kid_lower(const struct pt_node *n, const uint32_t *q, uint32_t qlen, uint32_t B)
 {
+	struct probe p = probe_of(q, qlen, B);
 	uint32_t lo = 0, hi = n->nkids;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (probe_cmp(q, qlen, n->kids[mid], B) > 0)
+		if (probe_cmp_kid(&p, &n->kids[mid], B) > 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -70,8 +111,9 @@ static struct pt_node *kid_exact(const struct pt_node *n, const uint32_t *q, uin
 {
 	uint32_t i = kid_lower(n, q, B, B);
 
-	if (i < n->nkids && !probe_cmp(q, B, n->kids[i], B))
-		return n->kids[i];
+	/* a full probe equal in its key: the blocks' walk compares the rest */
+	if (i < n->nkids && n->kids[i].key == kid_key(q, B))
+		return n->kids[i].node;
 	return NULL;
 }
 
@@ -95,39 +137,65 @@ static uint32_t blocks_eq(const struct pt_node *n, uint32_t from, const uint32_t
 
 /* ---- nodes and namespaces ---------------------------------------------- */
 
+static void kids_init(struct pt_node *n)
+{
+	n->kids = n->kid_inline;
+	n->kcap = PT_KIDS_INLINE;
+}
+
+static void kids_free(struct pt_node *n)
+{
+	if (n->kids != n->kid_inline)
+		free(n->kids);
+}
+
 static struct pt_node *node_alloc(struct pt_tree *t, uint32_t nblocks)
 {
-	size_t sz = sizeof(struct pt_node) + (size_t)nblocks * sizeof(uint64_t) +
-		    (size_t)nblocks * t->B * sizeof(uint32_t);
-	struct pt_node *n = malloc(sz);
+	size_t tok = ((size_t)nblocks * t->B * sizeof(uint32_t) + 7) & ~(size_t)7;
+	struct pt_node *n =
+		malloc(sizeof(struct pt_node) + tok + (size_t)nblocks * sizeof(uint64_t));
 
 	if (!n)
 		return NULL;
 	memset(n, 0, sizeof(*n));
-	n->blocks = (uint64_t *)(n + 1);
-	n->tokens = (uint32_t *)(n->blocks + nblocks);
+	n->tokens = (uint32_t *)(n + 1);
+	n->blocks = (uint64_t *)((char *)n->tokens + tok);
 	n->heap_idx = PT_NO_HEAP;
+	kids_init(n);
 	return n;
+}
+
+/* Free a node that was never counted (NULL: nothing). */
+static void node_discard(struct pt_node *n)
+{
+	if (n) {
+		kids_free(n);
+		free(n);
+	}
 }
 
 void pt_node_free(struct pt_tree *t, struct pt_node *n)
 {
-	free(n->kids);
-	free(n);
+	node_discard(n);
 	t->st.nodes--;
 }
 
 static int kids_reserve(struct pt_node *n, uint32_t extra)
 {
-	uint32_t ncap;
-	struct pt_node **k;
+	uint32_t ncap = n->kcap;
+	struct pt_kid *k;
 
 	if (n->nkids + extra <= n->kcap)
 		return 0;
-	ncap = n->kcap ? n->kcap * 2 : 2;
 	while (ncap < n->nkids + extra)
 		ncap *= 2;
-	k = realloc(n->kids, ncap * sizeof(*k));
+	if (n->kids == n->kid_inline) {
+		k = malloc(ncap * sizeof(*k));
+		if (k)
+			memcpy(k, n->kids, n->nkids * sizeof(*k));
+	} else {
+		k = realloc(n->kids, ncap * sizeof(*k));
+	}
 	if (!k)
 		return -ENOMEM;
 	n->kids = k;
@@ -140,8 +208,10 @@ static void kid_add(struct pt_tree *t, struct pt_node *parent, struct pt_node *k
 {
 	uint32_t i = kid_lower(parent, kid->tokens, t->B, t->B);
 
-	memmove(parent->kids + i + 1, parent->kids + i, (parent->nkids - i) * sizeof(kid));
-	parent->kids[i] = kid;
+	memmove(parent->kids + i + 1, parent->kids + i,
+		(parent->nkids - i) * sizeof(*parent->kids));
+	parent->kids[i].key = kid_key(kid->tokens, t->B);
+	parent->kids[i].node = kid;
 	parent->nkids++;
 	kid->parent = parent;
 }
@@ -157,7 +227,8 @@ void pt_kid_remove(struct pt_tree *t, struct pt_node *parent, struct pt_node *ki
 {
 	uint32_t i = kid_index(parent, kid, t->B);
 
-	memmove(parent->kids + i, parent->kids + i + 1, (parent->nkids - i - 1) * sizeof(kid));
+	memmove(parent->kids + i, parent->kids + i + 1,
+		(parent->nkids - i - 1) * sizeof(*parent->kids));
 	parent->nkids--;
 	kid->parent = NULL;
 }
@@ -196,6 +267,7 @@ static struct pt_root *root_get(struct pt_tree *t, const struct kvmm_ns *ns, boo
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	kids_init(&r->node);
 	r->node.is_root = true;
 	r->node.heap_idx = PT_NO_HEAP;
 	r->ns = *ns;
@@ -231,7 +303,7 @@ void pt_root_remove(struct pt_tree *t, struct pt_root *r)
 			head = head->next;
 		head->next = r->next;
 	}
-	free(r->node.kids);
+	kids_free(&r->node);
 	free(r);
 	t->st.namespaces--;
 }
@@ -246,6 +318,19 @@ struct pt_walk {
 	uint32_t pidx;	       /* its index in pnode */
 	uint32_t partial;      /* tokens matched of it (1 .. B-1) */
 };
+
+/* A node with one child (a conversation's next turn) tells where a walk
+ * goes next: fetch that child and its first tokens while this node's
+ * tokens are compared.  A walk is a chain of cache misses otherwise. */
+static inline void prefetch_next(const struct pt_node *n)
+{
+	if (n->nkids == 1) {
+		const char *k = (const char *)n->kids[0].node;
+
+		for (size_t off = 0; off < sizeof(struct pt_node) + 128; off += 64)
+			__builtin_prefetch(k + off);
+	}
+}
 
 /*
  * Walk tok[0..n) down the tree from block `in_node` of `node`, the first i
@@ -270,7 +355,10 @@ static void walk_from(struct pt_tree *t, struct pt_node *node, uint32_t in_node,
 		kid = kid_exact(node, tok + (size_t)i * B, B);
 		if (!kid)
 			break;
+		prefetch_next(kid);
 		m = blocks_eq(kid, 0, tok + (size_t)i * B, nb - i, B);
+		if (!m)
+			break; /* its first two tokens only were the query's */
 		i += m;
 		node = kid;
 		in_node = m;
@@ -295,15 +383,15 @@ static void walk_from(struct pt_tree *t, struct pt_node *node, uint32_t in_node,
 			uint32_t pos = kid_lower(node, q, qlen, B);
 
 			if (pos < node->nkids) {
-				k = tok_lcp(node->kids[pos]->tokens, q, qlen);
-				w->pnode = node->kids[pos];
+				k = tok_lcp(node->kids[pos].node->tokens, q, qlen);
+				w->pnode = node->kids[pos].node;
 			}
 			if (pos > 0) {
-				uint32_t k2 = tok_lcp(node->kids[pos - 1]->tokens, q, qlen);
+				uint32_t k2 = tok_lcp(node->kids[pos - 1].node->tokens, q, qlen);
 
 				if (k2 > k) {
 					k = k2;
-					w->pnode = node->kids[pos - 1];
+					w->pnode = node->kids[pos - 1].node;
 				}
 			}
 		}
@@ -346,7 +434,7 @@ static struct pt_node *split_prepare(struct pt_tree *t, uint32_t j, uint32_t kid
 	if (!h)
 		return NULL;
 	if (kids_reserve(h, kids)) {
-		free(h);
+		node_discard(h);
 		return NULL;
 	}
 	return h;
@@ -369,8 +457,10 @@ static void split_commit(struct pt_tree *t, struct pt_node *n, uint32_t j, struc
 		(size_t)(n->nblocks - j) * B * sizeof(uint32_t));
 	n->nblocks -= j;
 	h->parent = parent;
-	parent->kids[slot] = h;
-	h->kids[0] = n;
+	/* h has n's first block: n's key in parent is h's */
+	parent->kids[slot].node = h;
+	h->kids[0].key = kid_key(n->tokens, B);
+	h->kids[0].node = n;
 	h->nkids = 1;
 	n->parent = h;
 	h->depth = n->depth;
@@ -387,7 +477,10 @@ static void split_commit(struct pt_tree *t, struct pt_node *n, uint32_t j, struc
 	t->st.splits++;
 }
 
-static void touch(struct pt_tree *t, struct pt_node *n)
+/* An access of the path through n.  Only n can be in the eviction heap
+ * (the others have children); the caller tells the heap
+ * (pt_evictable_touched, or a pin or a child that take n out of it). */
+static void touch_path(struct pt_tree *t, struct pt_node *n)
 {
 	uint64_t tick = ++t->tick;
 
@@ -395,7 +488,6 @@ static void touch(struct pt_tree *t, struct pt_node *n)
 		p->tick = tick;
 		p->hits++;
 	}
-	pt_evictable_update(t, n);
 }
 
 static void pin(struct pt_tree *t, struct pt_node *n)
@@ -503,18 +595,18 @@ void pt_destroy(struct pt_tree *t)
 			 * it, climb to its parent. */
 			while (!n->is_root || n->nkids) {
 				if (n->nkids) {
-					n = n->kids[--n->nkids];
+					n = n->kids[--n->nkids].node;
 					continue;
 				}
 				struct pt_node *parent = n->parent;
 
 				for (uint32_t i = 0; i < n->nblocks; i++)
 					t->cfg.put(t->cfg.put_arg, n->blocks[i]);
-				free(n->kids);
+				kids_free(n);
 				free(n);
 				n = parent;
 			}
-			free(r->node.kids);
+			kids_free(&r->node);
 			free(r);
 			r = next;
 		}
@@ -555,11 +647,12 @@ static bool match_walk(struct pt_tree *t, const struct kvmm_ns *ns, const uint32
 	return w->full || w->pnode;
 }
 
-/* Commit a match found by match_walk: end the path where the match ends
- * and touch it (an access).  Returns the deepest node matched (the
- * partial block's, if any) and in *used how many of its blocks the match
- * uses.  Lock held. */
-static struct pt_node *match_commit(struct pt_tree *t, const struct pt_walk *w, uint32_t *used)
+/* Commit a match found by match_walk: end the path where the match ends,
+ * pin it if asked, and touch it (an access).  Returns the deepest node
+ * matched (the partial block's, if any) and in *used how many of its
+ * blocks the match uses.  Lock held. */
+static struct pt_node *match_commit(struct pt_tree *t, const struct pt_walk *w, bool pin_it,
+				    uint32_t *used)
 {
 	struct pt_node *deep;
 	int err; /* a failed split only widens the touch or pin */
@@ -572,7 +665,11 @@ static struct pt_node *match_commit(struct pt_tree *t, const struct pt_walk *w, 
 		*used = w->in_node;
 	}
 	deep = end_path_at(t, deep, *used, false, &err);
-	touch(t, deep);
+	touch_path(t, deep);
+	if (pin_it)
+		pin(t, deep); /* out of the heap, if it was there */
+	else
+		pt_evictable_touched(t, deep);
 	t->st.hit_tokens += w->full * t->B + w->partial;
 	return deep;
 }
@@ -601,7 +698,7 @@ int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens
 			return -ENOMEM;
 		}
 	}
-	deep = match_commit(t, &w, &used);
+	deep = match_commit(t, &w, hd != NULL, &used);
 	*matched = w.full * t->B + w.partial;
 	if (hd) {
 		/* After a failed split deep has more than `used` blocks: the
@@ -612,7 +709,6 @@ int pt_match(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *tokens
 		hd->__pad = 0;
 		collect(deep, used, hd->blocks, total);
 		hd->pin = deep;
-		pin(t, deep);
 		*h = hd;
 	}
 out:
@@ -637,11 +733,10 @@ int pt_match_pin(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *to
 	/* whole blocks only: without a handle there is no partial block to
 	 * copy, so it is neither touched nor pinned */
 	if (match_walk(t, ns, tokens, n, false, &w)) {
-		deep = match_commit(t, &w, &used);
+		deep = match_commit(t, &w, true, &used);
 		*matched = w.full * t->B;
 		p->node = deep;
 		p->nblocks = w.full;
-		pin(t, deep);
 	}
 	if (old)
 		unpin(t, old);
@@ -900,7 +995,7 @@ static int insert_common(struct pt_tree *t, const struct kvmm_ns *ns, const stru
 		attach = head;
 	}
 	if (!attach->is_root)
-		touch(t, attach);
+		touch_path(t, attach); /* its heap place is fixed below */
 	if (admit) {
 		uint32_t ok = admit_count(t, root, attach, stack, tokens, w.full, w.full + k, keys);
 
@@ -942,21 +1037,24 @@ static int insert_common(struct pt_tree *t, const struct kvmm_ns *ns, const stru
 		t->st.nodes++;
 		t->st.blocks_cached += k;
 		t->st.inserted_blocks += k;
-		pt_evictable_update(t, attach);
-		pt_evictable_update(t, nn);
 		for (uint32_t i = 0; keys && i < k; i++)
 			pt_admit_forget(&t->admit, keys[i]);
 		r.added = k;
 	} else {
-		free(nn);
+		node_discard(nn);
 		nn = NULL;
 	}
+	/* Pin first: a pinned node does not enter the heap only to leave. */
 	pin_result(t, nn ? nn : attach, w.full + k, hd, pin_out, move);
+	if (!attach->is_root)
+		pt_evictable_touched(t, attach);
+	if (nn)
+		pt_evictable_update(t, nn);
 	ret = (int)k;
 	goto out;
 nomem:
-	free(head);
-	free(nn);
+	node_discard(head);
+	node_discard(nn);
 	free(hd);
 	ret = -ENOMEM;
 out:
@@ -1108,15 +1206,17 @@ static int check_node(struct pt_tree *t, struct pt_node *n, struct check_sums *s
 	bool want_heap;
 
 	for (uint32_t i = 0; i < n->nkids; i++) {
-		struct pt_node *k = n->kids[i];
+		struct pt_node *k = n->kids[i].node;
 		int ret;
 
 		if (k->parent != n)
 			FAIL("kid %u of a node has a wrong parent", i);
 		if (k->depth != n->depth + n->nblocks)
 			FAIL("depth %u, parent ends at %u", k->depth, n->depth + n->nblocks);
-		if (i && probe_cmp(n->kids[i - 1]->tokens, t->B, k, t->B) >= 0)
+		if (i && probe_cmp(n->kids[i - 1].node->tokens, t->B, k, t->B) >= 0)
 			FAIL("kids %u and %u out of order", i - 1, i);
+		if (n->kids[i].key != kid_key(k->tokens, t->B))
+			FAIL("kid %u's key is not its first block's", i);
 		ret = check_node(t, k, s, why, len);
 		if (ret)
 			return ret;
@@ -1141,7 +1241,7 @@ static int check_node(struct pt_tree *t, struct pt_node *n, struct check_sums *s
 	if (want_heap != (n->heap_idx != PT_NO_HEAP))
 		FAIL("heap membership %d, evictable %d", n->heap_idx != PT_NO_HEAP, want_heap);
 	if (want_heap) {
-		if (n->heap_idx >= t->heap_len || t->heap[n->heap_idx] != n)
+		if (n->heap_idx >= t->heap_len || t->heap[n->heap_idx].node != n)
 			FAIL("heap slot %u does not point back", n->heap_idx);
 		s->heap++;
 	}
@@ -1179,9 +1279,8 @@ int pt_check(struct pt_tree *t, char *why, size_t len)
 		if (!h->hinted || (h->hnext && h->hnext->hprev != h))
 			ret = -EUCLEAN, snprintf(why, len, "hint list broken");
 	}
-	for (uint32_t i = 1; !ret && i < t->heap_len; i++)
-		if (pt_evict_before(t, t->heap[i], t->heap[(i - 1) / 2]))
-			ret = -EUCLEAN, snprintf(why, len, "heap order broken at %u", i);
+	if (!ret)
+		ret = pt_heap_check(t, why, len);
 	if (!ret && (s.nodes != t->st.nodes || s.blocks != t->st.blocks_cached ||
 		     s.pinned != t->st.blocks_pinned || s.hinted != t->st.blocks_hinted ||
 		     s.heap != t->heap_len || nroots != t->st.namespaces)) {

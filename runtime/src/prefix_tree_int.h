@@ -15,23 +15,55 @@
 
 #define PT_NO_HEAP UINT32_MAX
 
+/*
+ * A child in its parent's array, which is sorted by the children's first
+ * blocks.  key holds the block's first two tokens (token 0 in the high
+ * half; the low half is 0 when a block has one token), so that ordering
+ * the array compares keys in one contiguous array and reads a child's
+ * tokens only when two first blocks share their first two tokens.
+ */
+struct pt_kid {
+	uint64_t key;
+	struct pt_node *node;
+};
+
+/* Children kept in the node itself: a conversation's turns form chains of
+ * one child each, and a split makes a head with two. */
+#define PT_KIDS_INLINE 2
+
 struct pt_node {
 	struct pt_node *parent; /* NULL for a namespace root */
-	struct pt_node **kids;	/* sorted by their first block's tokens */
+	struct pt_kid *kids;	/* sorted by their first block's tokens;
+				 * kid_inline until it outgrows it */
 	uint32_t nkids, kcap;
 	uint32_t nblocks; /* 0 only for roots */
 	uint32_t depth;	  /* blocks from the root to this node's first block */
 	uint32_t pins;	  /* handles whose deepest node this is */
 	uint32_t held;	  /* pins on this node and below */
 	uint32_t heap_idx;
-	uint64_t *blocks; /* nblocks ids, then the tokens, in one allocation */
-	uint32_t *tokens; /* nblocks * B */
+	uint32_t *tokens; /* nblocks * B, right after the node (a walk reads
+			   * the node, then its tokens), then the ids: */
+	uint64_t *blocks; /* nblocks */
 	uint64_t tick;	  /* last access (tree's logical clock) */
 	uint64_t hits;	  /* accesses */
 	uint64_t hint_soon, hint_last;
 	struct pt_node *hprev, *hnext; /* list of hinted nodes */
 	bool hinted;
 	bool is_root;
+	struct pt_kid kid_inline[PT_KIDS_INLINE];
+};
+
+/*
+ * An evictable node in the heap, with its eviction key as of when it was
+ * last placed: (hinted, then for hinted nodes UINT64_MAX - hint_soon, for
+ * LFU the accesses, else 0, then the last access tick), smallest first.
+ * Keys only grow with accesses, so a touch leaves the heap alone and the
+ * key stale (never above the node's own): eviction refreshes a stale top
+ * before taking it.  What lowers a key (a hint cleared) replaces it at once.
+ */
+struct pt_heap_ent {
+	struct pt_node *node;
+	uint64_t k1, k2, k3;
 };
 
 struct pt_root {
@@ -64,7 +96,7 @@ struct pt_tree {
 	/* evictable nodes (leaves with no pin), a binary min-heap by
 	 * eviction order; room for every node is kept, so adding never
 	 * fails */
-	struct pt_node **heap;
+	struct pt_heap_ent *heap;
 	uint32_t heap_len, heap_cap;
 	struct pt_node *hinted; /* list head */
 	uint64_t next_expiry;	/* no hint expires before this */
@@ -86,13 +118,16 @@ int pt_heap_reserve(struct pt_tree *t, uint64_t nodes);
 /* Put n in the heap or take it out as its state requires (leaf, unpinned,
  * not a root), or restore the heap order after its key changed. */
 void pt_evictable_update(struct pt_tree *t, struct pt_node *n);
+/* The same after an access of n, which only made its key grow: in the
+ * heap already, it is left where it is (see struct pt_heap_ent). */
+void pt_evictable_touched(struct pt_tree *t, struct pt_node *n);
 void pt_heap_remove(struct pt_tree *t, struct pt_node *n);
 /* Mark n hinted with exactly these times (callers merge). */
 void pt_hint_set(struct pt_tree *t, struct pt_node *n, uint64_t soon, uint64_t last);
 void pt_hint_clear(struct pt_tree *t, struct pt_node *n);
 bool pt_hint_expired(const struct pt_tree *t, const struct pt_node *n, uint64_t now);
-/* Eviction order: true when a goes before b. */
-bool pt_evict_before(const struct pt_tree *t, const struct pt_node *a, const struct pt_node *b);
+/* Check the heap: order, back pointers, keys never above the nodes'. */
+int pt_heap_check(struct pt_tree *t, char *why, size_t len);
 /* Take up to need blocks, appending their records at **tail; never touches
  * pinned nodes.  Returns the number taken, or -ENOMEM when none could be. */
 int64_t pt_evict_locked(struct pt_tree *t, uint64_t need, enum kvmm_evict_reason why,
