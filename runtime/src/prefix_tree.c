@@ -728,14 +728,14 @@ int pt_match_pin(struct pt_tree *t, const struct kvmm_ns *ns, const uint32_t *to
 	*matched = 0;
 	pthread_mutex_lock(&t->lock);
 	old = p->node;
-	p->node = NULL;
-	p->nblocks = 0;
+	memset(p, 0, sizeof(*p));
 	/* whole blocks only: without a handle there is no partial block to
 	 * copy, so it is neither touched nor pinned */
 	if (match_walk(t, ns, tokens, n, false, &w)) {
 		deep = match_commit(t, &w, true, &used);
 		*matched = w.full * t->B;
 		p->node = deep;
+		p->root = pt_root_of(deep);
 		p->nblocks = w.full;
 	}
 	if (old)
@@ -794,6 +794,7 @@ int pt_pin_handle(struct pt_tree *t, const struct pt_handle *h, uint32_t nblocks
 	pin(t, n);
 	old = p->node;
 	p->node = n;
+	p->root = pt_root_of(n);
 	p->nblocks = nblocks;
 	if (old)
 		unpin(t, old);
@@ -808,8 +809,7 @@ void pt_unpin(struct pt_tree *t, struct pt_pin *p)
 	pthread_mutex_lock(&t->lock);
 	unpin(t, p->node);
 	pthread_mutex_unlock(&t->lock);
-	p->node = NULL;
-	p->nblocks = 0;
+	memset(p, 0, sizeof(*p));
 }
 
 void pt_release(struct pt_tree *t, struct pt_handle *h)
@@ -869,8 +869,8 @@ static uint32_t path_nodes(const struct pt_node *n)
  * by moving *move there.  The new end is pinned before the old one is
  * unpinned, so a shared path never looks evictable in between.  Lock held.
  */
-static void pin_result(struct pt_tree *t, struct pt_node *deep, uint32_t len, struct pt_handle *hd,
-		       struct pt_handle **pin_out, struct pt_pin *move)
+static void pin_result(struct pt_tree *t, struct pt_root *root, struct pt_node *deep, uint32_t len,
+		       struct pt_handle *hd, struct pt_handle **pin_out, struct pt_pin *move)
 {
 	if (hd && deep->is_root) {
 		free(hd);
@@ -888,6 +888,7 @@ static void pin_result(struct pt_tree *t, struct pt_node *deep, uint32_t len, st
 		struct pt_node *old = move->node;
 
 		move->node = deep->is_root ? NULL : deep;
+		move->root = deep->is_root ? NULL : root;
 		move->nblocks = deep->is_root ? 0 : len;
 		if (move->node)
 			pin(t, move->node);
@@ -911,7 +912,7 @@ static bool from_start(struct pt_tree *t, const struct kvmm_ns *ns, const struct
 	uint32_t k;
 
 	*err = 0;
-	if (!from || !from->node || !ns_eq(&pt_root_of(from->node)->ns, ns))
+	if (!from || !from->node || !ns_eq(&from->root->ns, ns))
 		return false;
 	k = from->nblocks;
 	nd = path_node(from->node, k, in_node);
@@ -958,7 +959,7 @@ static int insert_common(struct pt_tree *t, const struct kvmm_ns *ns, const stru
 			r.first = nb; /* nothing beyond the path */
 			goto out;
 		}
-		root = pt_root_of(start);
+		root = from->root;
 		walk_from(t, start, in_node, from->nblocks, tokens, n, false, &w);
 	} else {
 		root = root_get(t, ns, &created);
@@ -1045,7 +1046,7 @@ static int insert_common(struct pt_tree *t, const struct kvmm_ns *ns, const stru
 		nn = NULL;
 	}
 	/* Pin first: a pinned node does not enter the heap only to leave. */
-	pin_result(t, nn ? nn : attach, w.full + k, hd, pin_out, move);
+	pin_result(t, root, nn ? nn : attach, w.full + k, hd, pin_out, move);
 	if (!attach->is_root)
 		pt_evictable_touched(t, attach);
 	if (nn)

@@ -46,6 +46,7 @@
 
 struct pt_tree;
 struct pt_node;
+struct pt_root;
 
 /* Blocks leaving the tree, handed to the eviction hook before they are put. */
 struct pt_victim {
@@ -106,6 +107,7 @@ struct pt_handle {
  */
 struct pt_pin {
 	struct pt_node *node; /* private: the pinned node (NULL: none) */
+	struct pt_root *root; /* private: its namespace (no climb to find it) */
 	uint32_t nblocks;     /* blocks of the path pinned (at least these) */
 	uint32_t __pad;
 };
