@@ -489,9 +489,14 @@ int kvmm_seq_attach_prefix(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefi
  * requests can match them; blocks already cached are not published again.
  * Published blocks become immutable for seq (kvmm_seq_write -EPERM, no
  * rollback below them), even those the cache then declines (admission
- * threshold, max_bytes full of pinned blocks).  Returns the number of
- * tokens newly cached, -EINVAL, -EBUSY (a block is being mapped), -ENOMEM.
- * Thread-safe.
+ * threshold, max_bytes full of pinned blocks).  An insert continues from
+ * the prefix seq attached or last inserted, when still cached: only the
+ * tokens after it are read, and the new blocks are keyed by that prefix,
+ * which is what their KV was computed on; tokens[] must still hold it, and
+ * its last block is checked (-EINVAL when it differs).  Returns the number
+ * of tokens newly cached, -EINVAL, -EBUSY (a block is being mapped),
+ * -ENOMEM.  Thread-safe; calls on one sequence are serialised by the
+ * caller.
  */
 int kvmm_prefix_insert(struct kvmm_cache *c, uint32_t seq, const struct kvmm_ns *ns,
 		       const uint32_t *tokens, uint32_t n);
