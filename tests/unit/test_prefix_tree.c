@@ -866,13 +866,13 @@ static void run_model(const struct pt_config *cfg, uint64_t ops)
 			op_match_pin(m);
 		else if (op < 40)
 			op_release(m);
-		else if (op < 62)
+		else if (op < 75)
 			op_insert(m);
-		else if (op < 80)
+		else if (op < 88)
 			op_insert_from(m);
-		else if (op < 86)
+		else if (op < 92)
 			op_hint(m);
-		else if (op < 94)
+		else if (op < 96)
 			op_evict(m);
 		else
 			m->now += tu_rng_below(&m->r, m->cfg.hint_ttl_ns / 2);
