@@ -205,6 +205,7 @@ static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, ui
 	const void *bufs[RESTORE_BATCH] = {NULL};
 	uint64_t lens[RESTORE_BATCH] = {0}, want[RESTORE_BATCH], got[RESTORE_BATCH];
 	uint32_t idx[RESTORE_BATCH];
+	uint64_t t0 = kvmm_now_ns();
 
 	for (uint32_t i = from; i < to; i++) {
 		const void *buf = tier_host_slot(t->host, pf->slots[i]);
@@ -224,7 +225,10 @@ static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, ui
 		want[n] = r.payload_hash;
 		idx[n++] = i;
 	}
+	tier_prof_add(&t->prof.r_check, t0);
+	t0 = kvmm_now_ns();
 	tier_hashpool_payloads(t->hashpool, bufs, lens, n, TIER_HASH_CHUNK_SHIFT, got);
+	tier_prof_add(&t->prof.r_hash, t0);
 	for (uint32_t k = 0; k < n; k++)
 		if (got[k] != want[k] && idx[k] < first_bad)
 			first_bad = idx[k];
@@ -288,11 +292,13 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 			bool layered)
 {
 	struct kvmm_cache *c = t->c;
-	uint64_t off, len;
+	uint64_t off, len, t0 = kvmm_now_ns();
 	int ret = 0;
 
 	for (uint32_t i = from; i < to && !ret; i++)
 		ret = kvmm_blk_alloc(c, &pf->blks[i]);
+	tier_prof_add(&t->prof.r_alloc, t0);
+	t0 = kvmm_now_ns();
 	if (ret)
 		return ret;
 	if (layered) {
@@ -315,6 +321,7 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 			if (!ret)
 				ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[l]);
 		}
+		tier_prof_add(&t->prof.r_queue, t0);
 		return ret;
 	}
 	for (uint32_t i = from; i < to && !ret; i++)
@@ -327,6 +334,7 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 		for (uint32_t l = 1; l < c->g.num_layers; l++)
 			pf->events[l] = 0;
 	}
+	tier_prof_add(&t->prof.r_queue, t0);
 	return ret;
 }
 
@@ -342,6 +350,7 @@ static int restore_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 	uint32_t cur = from;
 	bool bad_found = false;
 	int ret = 0, sret;
+	uint64_t t0;
 
 	while (cur < *to && !ret) {
 		uint32_t end = *to - cur > RESTORE_BATCH ? cur + RESTORE_BATCH : *to;
@@ -376,7 +385,10 @@ static int restore_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 		pthread_cond_broadcast(&t->cond);
 		pthread_mutex_unlock(&t->lock);
 	}
+	t0 = kvmm_now_ns();
 	sret = tier_copy_sync(t->copy, TIER_H2D);
+	tier_prof_add(&t->prof.r_wait, t0);
+	atomic_fetch_add_explicit(&t->prof.r_runs, 1, memory_order_relaxed);
 	ret = ret ? ret : sret;
 	if (ret) {
 		tiers_log(t, TLOG_COPY, "kvmm tiers: host to device copy failed (%s)",
@@ -392,7 +404,7 @@ static void insert_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 	struct kvmm_cache *c = t->c;
 	struct pt_insert_result res = {0};
 	struct pt_handle *pin = NULL;
-	uint64_t *ids = malloc(upto * sizeof(*ids));
+	uint64_t *ids = malloc(upto * sizeof(*ids)), t0 = kvmm_now_ns();
 	uint32_t lo = pf->inserted, got;
 	int ret;
 
@@ -431,6 +443,7 @@ static void insert_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t 
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	pt_release(t->p->tree, pin);
+	tier_prof_add(&t->prof.r_insert, t0);
 }
 
 /* Nothing more will happen: let go of host records gathered but not
@@ -455,11 +468,13 @@ static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
 		(struct kvmm_prefetch *)((char *)job - offsetof(struct kvmm_prefetch, job));
 	bool layered = pf->flags & KVMM_PREFETCH_LAYERWISE;
 	uint32_t from, to, ndisk = 0;
+	uint64_t t0 = kvmm_now_ns();
 	int ret;
 
 	pthread_mutex_lock(&t->lock);
 	pf->queued = false;
 	gather(t, pf);
+	tier_prof_add(&t->prof.r_gather, t0);
 	/* the run of gathered blocks right after what is copied */
 	from = pf->copied;
 	for (to = from; to < pf->stop_at && pf->st[to] == PB_ON_HOST; to++)

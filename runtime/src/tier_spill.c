@@ -149,6 +149,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 	uint32_t tpb = t->c->g.tpb, m = 0;
 	const void **bufs = malloc(j->n * sizeof(*bufs));
 	uint64_t *lens = malloc(j->n * sizeof(*lens)), *hashes = malloc(j->n * sizeof(*hashes));
+	uint64_t t0 = kvmm_now_ns();
 
 	if (!bufs || !lens || !hashes) {
 		j->copy_err = j->copy_err ? j->copy_err : -ENOMEM;
@@ -161,6 +162,8 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 		}
 		tier_hashpool_payloads(t->hashpool, bufs, lens, m, TIER_HASH_CHUNK_SHIFT, hashes);
 	}
+	tier_prof_add(&t->prof.s_hash, t0);
+	t0 = kvmm_now_ns();
 	m = 0;
 	for (uint32_t i = 0; i < j->n; i++) {
 		uint32_t s = j->slots[i];
@@ -183,6 +186,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 		}
 		pthread_mutex_unlock(&t->lock);
 	}
+	tier_prof_add(&t->prof.s_seal, t0);
 	if (j->copy_err)
 		tiers_log(t, TLOG_COPY,
 			  "kvmm tiers: device to host copy failed (%s): blocks not "
@@ -230,6 +234,7 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 
 	while (i < j->n) {
 		uint32_t from = i, claimed = 0;
+		uint64_t t0 = kvmm_now_ns();
 		int ret = 0;
 
 		pthread_mutex_lock(&t->lock);
@@ -258,6 +263,8 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 			}
 		}
 		pthread_mutex_unlock(&t->lock);
+		tier_prof_add(&t->prof.s_claim, t0);
+		t0 = kvmm_now_ns();
 		for (uint32_t k = from; k < i && !ret; k++) {
 			if (j->slots[k] == TIER_NIL)
 				continue;
@@ -266,9 +273,14 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 						      t->hdr_bytes,
 					      t->c->g.block_bytes);
 		}
+		tier_prof_add(&t->prof.s_queue, t0);
 		if (claimed) {
-			int sret = tier_copy_sync(t->copy, TIER_D2H);
+			int sret;
 
+			t0 = kvmm_now_ns();
+			sret = tier_copy_sync(t->copy, TIER_D2H);
+			tier_prof_add(&t->prof.s_wait, t0);
+			atomic_fetch_add_explicit(&t->prof.s_rounds, 1, memory_order_relaxed);
 			j->copy_err = ret ? ret : sret;
 		}
 		round = claimed ? seal_split(t, j, from, i) : NULL;
@@ -340,6 +352,7 @@ static struct seal_job *seal_prepare(struct kvmm_tiers *t, const struct kvmm_ns 
 void tiers_evict_hook(void *arg, const struct pt_victim *v)
 {
 	struct kvmm_tiers *t = arg;
+	uint64_t t0 = kvmm_now_ns();
 	struct seal_job *j = seal_prepare(t, v->ns, v->tokens, v->first, v->nblocks);
 
 	if (!j) {
@@ -356,6 +369,7 @@ void tiers_evict_hook(void *arg, const struct pt_victim *v)
 	spill_blocks(t, j, j->blks,
 		     pthread_equal(pthread_self(), t->mover) ? TIER_WAIT_WRITES : TIER_WAIT_ANY);
 	seal_free(j);
+	tier_prof_add(&t->prof.s_hook, t0);
 }
 
 /* Mover: a write-through copy of blocks the tree still caches. */

@@ -66,6 +66,26 @@ struct tier_counters {
 	uint64_t host_reclaimed;
 };
 
+/*
+ * Where the time goes: ns summed per stage over every thread, for the
+ * benchmark's breakdown (kvmm-bench tiers reads it; not public API).  A
+ * clock read costs ~20 ns; stages are per block or per batch.
+ */
+struct tier_prof {
+	/* restore: records gathered, headers checked, payload hashes,
+	 * device blocks allocated, copies queued, waits for copies, tree
+	 * inserts; runs of blocks */
+	_Atomic uint64_t r_gather, r_check, r_hash, r_alloc, r_queue, r_wait, r_insert, r_runs;
+	/* spill: whole eviction hooks, slot claims, copies queued, waits for
+	 * copies (evicting threads); payload hashes and seals (mover) */
+	_Atomic uint64_t s_hook, s_claim, s_queue, s_wait, s_hash, s_seal, s_rounds;
+};
+
+static inline void tier_prof_add(_Atomic uint64_t *f, uint64_t t0)
+{
+	atomic_fetch_add_explicit(f, kvmm_now_ns() - t0, memory_order_relaxed);
+}
+
 struct kvmm_tiers {
 	struct kvmm_cache *c;
 	struct kvmm_prefix *p;
@@ -97,6 +117,7 @@ struct kvmm_tiers {
 	pthread_t mover;
 	uint64_t published_ns; /* residency last published to the module */
 	struct tier_counters n;
+	struct tier_prof prof;
 	_Atomic uint32_t logged;
 };
 

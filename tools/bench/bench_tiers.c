@@ -32,6 +32,7 @@
 #include "tier_hashpool.h"
 #include "tier_host.h"
 #include "tier_record.h"
+#include "tiers.h"
 
 #define IO_BYTES (1u << 20)
 #define DEPTH	 64u
@@ -436,6 +437,63 @@ static int bench_disk(struct bench_ctx *ctx)
 
 /* ---- spill and restore through the tiers vs plain copies ----------------- */
 
+#ifdef KVMM_HAVE_CUDA
+/* n block-sized copies each way between device memory and host pieces
+ * host(i) (pinned), one stream; pass 0 warms up.  Bytes/s. */
+static int cuda_copies(const struct kvmm_cuda_driver *drv, CUcontext ctx, uint64_t block,
+		       uint32_t n, void *(*host)(void *arg, uint32_t i), void *arg, double *d2h,
+		       double *h2d)
+{
+	CUdeviceptr dev = 0;
+	CUstream st = NULL;
+	uint64_t t0;
+	int ret = kvmm_cuda_ctx_enter(drv, ctx);
+
+	if (!ret)
+		ret = kvmm_cuda_errno(drv->cuMemAlloc(&dev, block * n));
+	if (!ret)
+		ret = kvmm_cuda_errno(drv->cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
+	for (int pass = 0; pass < 2 && !ret; pass++) {
+		t0 = bench_now_ns();
+		for (uint32_t i = 0; i < n && !ret; i++)
+			ret = kvmm_cuda_errno(
+				drv->cuMemcpyDtoHAsync(host(arg, i), dev + i * block, block, st));
+		if (!ret)
+			ret = kvmm_cuda_errno(drv->cuStreamSynchronize(st));
+		*d2h = (double)block * n / ((double)(bench_now_ns() - t0) / 1e9);
+		t0 = bench_now_ns();
+		for (uint32_t i = 0; i < n && !ret; i++)
+			ret = kvmm_cuda_errno(
+				drv->cuMemcpyHtoDAsync(dev + i * block, host(arg, i), block, st));
+		if (!ret)
+			ret = kvmm_cuda_errno(drv->cuStreamSynchronize(st));
+		*h2d = (double)block * n / ((double)(bench_now_ns() - t0) / 1e9);
+	}
+	if (st)
+		drv->cuStreamDestroy(st);
+	if (dev)
+		drv->cuMemFree(dev);
+	return ret;
+}
+
+struct flat {
+	char *base;
+	uint64_t step;
+};
+
+static void *flat_at(void *arg, uint32_t i)
+{
+	struct flat *f = arg;
+
+	return f->base + (uint64_t)i * f->step;
+}
+
+static void *slot_payload(void *arg, uint32_t i)
+{
+	return (char *)tier_host_slot(arg, i) + 4096;
+}
+#endif
+
 /* The same bytes copied plainly, in block-sized pieces: device -> host and
  * host -> device, pinned host memory on CUDA (cuMemAllocHost), memcpy on
  * the host backend.  Bytes/s into *d2h, *h2d. */
@@ -448,40 +506,15 @@ static int plain_copies(struct kvmm_backend *be, uint64_t block, uint32_t n, dou
 	const struct kvmm_cuda_driver *drv = kvmm_cuda_backend_driver(be, &ctx, NULL);
 
 	if (drv) {
-		CUdeviceptr dev = 0;
-		CUstream st = NULL;
-		void *host = NULL;
+		struct flat f = {.step = block};
 		int ret = kvmm_cuda_ctx_enter(drv, ctx);
 
 		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuMemAlloc(&dev, block * n));
+			ret = kvmm_cuda_errno(drv->cuMemAllocHost((void **)&f.base, block * n));
 		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuMemAllocHost(&host, block * n));
-		if (!ret)
-			ret = kvmm_cuda_errno(drv->cuStreamCreate(&st, CU_STREAM_NON_BLOCKING));
-		for (int pass = 0; pass < 2 && !ret; pass++) {
-			/* pass 0 warms up; pass 1 counts */
-			t0 = bench_now_ns();
-			for (uint32_t i = 0; i < n && !ret; i++)
-				ret = kvmm_cuda_errno(drv->cuMemcpyDtoHAsync(
-					(char *)host + i * block, dev + i * block, block, st));
-			if (!ret)
-				ret = kvmm_cuda_errno(drv->cuStreamSynchronize(st));
-			*d2h = (double)block * n / ((double)(bench_now_ns() - t0) / 1e9);
-			t0 = bench_now_ns();
-			for (uint32_t i = 0; i < n && !ret; i++)
-				ret = kvmm_cuda_errno(drv->cuMemcpyHtoDAsync(
-					dev + i * block, (char *)host + i * block, block, st));
-			if (!ret)
-				ret = kvmm_cuda_errno(drv->cuStreamSynchronize(st));
-			*h2d = (double)block * n / ((double)(bench_now_ns() - t0) / 1e9);
-		}
-		if (st)
-			drv->cuStreamDestroy(st);
-		if (host)
-			drv->cuMemFreeHost(host);
-		if (dev)
-			drv->cuMemFree(dev);
+			ret = cuda_copies(drv, ctx, block, n, flat_at, &f, d2h, h2d);
+		if (f.base)
+			drv->cuMemFreeHost(f.base);
 		return ret;
 	}
 #endif
@@ -509,18 +542,81 @@ static int plain_copies(struct kvmm_backend *be, uint64_t block, uint32_t n, dou
 	return 0;
 }
 
+/* The same copies between device memory and the payloads of a tier host
+ * pool's slots (registered chunk by chunk; flags: TIER_HOST_THP or 0): what
+ * the tiers' copies can reach at best from that memory.  CUDA only (0
+ * with nothing measured elsewhere). */
+static int pool_copies(struct kvmm_backend *be, uint64_t block, uint32_t n, uint32_t flags,
+		       double *d2h, double *h2d)
+{
+	*d2h = *h2d = 0;
+#ifdef KVMM_HAVE_CUDA
+	CUcontext ctx;
+	const struct kvmm_cuda_driver *drv = kvmm_cuda_backend_driver(be, &ctx, NULL);
+	struct tier_host_config cfg = {.bytes = (uint64_t)n * (block + 4096),
+				       .slot_bytes = block + 4096,
+				       .numa_node = TIER_NODE_OF_GPU,
+				       .flags = flags,
+				       .be = be};
+	struct tier_host *h;
+	int ret;
+
+	if (!drv)
+		return 0;
+	ret = tier_host_create(&cfg, &h);
+	if (ret)
+		return ret;
+	ret = cuda_copies(drv, ctx, block, n, slot_payload, h, d2h, h2d);
+	tier_host_destroy(h);
+	return ret;
+#else
+	(void)be, (void)block, (void)n, (void)flags;
+	return 0;
+#endif
+}
+
 #define SPILL_PROMPT_BLOCKS 32
+
+/* Stages of a spill or a restore (tier_prof), ms summed over threads. */
+struct stages {
+	double v[16];
+};
+
+static const char *const restore_stage[] = {"gather", "check", "hash",	"alloc",
+					    "queue",  "wait",  "insert"};
+static const char *const spill_stage[] = {"hook", "claim", "queue", "wait", "hash", "seal"};
+
+static void stages_restore(const struct tier_prof *p, struct stages *st)
+{
+	const _Atomic uint64_t *f[] = {&p->r_gather, &p->r_check, &p->r_hash,  &p->r_alloc,
+				       &p->r_queue,  &p->r_wait,  &p->r_insert};
+
+	for (int i = 0; i < 7; i++)
+		st->v[i] = (double)atomic_load(f[i]) / 1e6;
+	st->v[7] = (double)atomic_load(&p->r_runs);
+}
+
+static void stages_spill(const struct tier_prof *p, struct stages *st)
+{
+	const _Atomic uint64_t *f[] = {&p->s_hook, &p->s_claim, &p->s_queue,
+				       &p->s_wait, &p->s_hash,	&p->s_seal};
+
+	for (int i = 0; i < 6; i++)
+		st->v[i] = (double)atomic_load(f[i]) / 1e6;
+	st->v[7] = (double)atomic_load(&p->s_rounds);
+}
 
 /* Llama-3-8B's KV shape, page-major, 2 MiB blocks: nblocks of prefixes
  * cached, evicted (spilled to the host pool, checksums included: flush
  * waits for the seals), then prefetched back (checked, copied). */
-static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, double *spill, double *restore)
+static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, uint32_t tflags, double *spill,
+			 double *restore, struct stages *sst, struct stages *rst)
 {
 	struct kvmm_cache_config cc = {.shape = {32, 8, 128, 2},
 				       .layout = KVMM_LAYOUT_PAGE_MAJOR,
 				       .max_seqs = 4,
 				       .max_tokens = 8192};
-	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_GPU_NODE};
+	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_GPU_NODE, .flags = tflags};
 	uint32_t nprompt = nblocks / SPILL_PROMPT_BLOCKS, tpb, n, s;
 	struct kvmm_prefetch **pf = calloc(nprompt, sizeof(*pf));
 	struct kvmm_cache_info info;
@@ -573,6 +669,7 @@ static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, double *spil
 		ret = -EIO;
 	kvmm_tiers_flush(c);
 	*spill = (double)bytes / ((double)(bench_now_ns() - t0) / 1e9);
+	stages_spill(&kvmm_tiers_of(c)->prof, sst);
 	t0 = bench_now_ns();
 	for (uint32_t p = 0; p < nprompt && !ret; p++) {
 		uint32_t found;
@@ -587,6 +684,7 @@ static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, double *spil
 	*restore = (double)bytes / ((double)(bench_now_ns() - t0) / 1e9);
 	for (uint32_t p = 0; p < nprompt; p++)
 		kvmm_prefetch_release(c, pf[p]);
+	stages_restore(&kvmm_tiers_of(c)->prof, rst);
 	if (!ret) {
 		struct kvmm_tiers_stats st;
 
@@ -602,18 +700,68 @@ out:
 	return ret;
 }
 
+/* Where a spill's and a restore's time went (ms summed over threads). */
+static void report_stages(struct bench_ctx *ctx, const char *what, const struct stages *sst,
+			  const struct stages *rst)
+{
+	char name[64];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "%s_spill_%s_ms", what, spill_stage[i]);
+		bench_result(ctx, "tiers-stages", name, sst->v[i], "ms", NULL, 0);
+	}
+	for (int i = 0; i < 7; i++) {
+		snprintf(name, sizeof(name), "%s_restore_%s_ms", what, restore_stage[i]);
+		bench_result(ctx, "tiers-stages", name, rst->v[i], "ms", NULL, 0);
+	}
+	snprintf(name, sizeof(name), "%s_spill_rounds", what);
+	bench_result(ctx, "tiers-stages", name, sst->v[7], "", NULL, 0);
+	snprintf(name, sizeof(name), "%s_restore_runs", what);
+	bench_result(ctx, "tiers-stages", name, rst->v[7], "", NULL, 0);
+}
+
 static int bench_spill(struct bench_ctx *ctx, struct kvmm_backend *be)
 {
 	uint32_t nblocks = ctx->quick ? 64 : 512; /* 128 MiB or 1 GiB */
 	bool cuda = kvmm_backend_get_type(be) == KVMM_BACKEND_CUDA;
-	double d2h = 0, h2d = 0, sp = 0, re = 0;
+	double d2h = 0, h2d = 0, sp = 0, re = 0, sp_thp = 0, re_thp = 0;
+	double pd2h = 0, ph2d = 0, td2h = 0, th2d = 0;
+	struct stages sst = {0}, rst = {0}, sst_thp = {0}, rst_thp = {0};
 	int ret = plain_copies(be, 2u << 20, nblocks, &d2h, &h2d);
 
 	if (!ret)
-		ret = spill_restore(be, nblocks, &sp, &re);
+		ret = pool_copies(be, 2u << 20, nblocks, 0, &pd2h, &ph2d);
+	if (!ret)
+		ret = pool_copies(be, 2u << 20, nblocks, TIER_HOST_THP, &td2h, &th2d);
+	if (!ret)
+		ret = spill_restore(be, nblocks, 0, &sp, &re, &sst, &rst);
+	if (!ret)
+		ret = spill_restore(be, nblocks, KVMM_TIERS_HOST_THP, &sp_thp, &re_thp, &sst_thp,
+				    &rst_thp);
 	if (ret)
 		return ret;
+	if (cuda) {
+		bench_header("tiers: plain copies from and to a tier host pool vs cuMemAllocHost "
+			     "memory (2 MiB pieces, one stream)");
+		bench_result(ctx, "tiers-pool-copy", "pool_d2h_gbps", pd2h / 1e9, "GB/s",
+			     "cuMemcpyDtoH_pinned", d2h / 1e9);
+		bench_result(ctx, "tiers-pool-copy", "pool_h2d_gbps", ph2d / 1e9, "GB/s",
+			     "cuMemcpyHtoD_pinned", h2d / 1e9);
+		bench_result(ctx, "tiers-pool-copy", "pool_thp_d2h_gbps", td2h / 1e9, "GB/s",
+			     "cuMemcpyDtoH_pinned", d2h / 1e9);
+		bench_result(ctx, "tiers-pool-copy", "pool_thp_h2d_gbps", th2d / 1e9, "GB/s",
+			     "cuMemcpyHtoD_pinned", h2d / 1e9);
+	}
+	bench_header("tiers: where the time goes (ms summed over threads)");
+	report_stages(ctx, "default", &sst, &rst);
+	report_stages(ctx, "thp", &sst_thp, &rst_thp);
 	bench_header("tiers: spill and restore (checksums included) vs plain pinned copies");
+	bench_result(ctx, "tiers-spill",
+		     cuda ? "spill_thp_vs_memcpy" : "spill_thp_vs_memcpy_hostbackend", sp_thp / 1e9,
+		     "GB/s", cuda ? "cuMemcpyDtoH_pinned" : "memcpy", d2h / 1e9);
+	bench_result(ctx, "tiers-spill",
+		     cuda ? "restore_thp_vs_memcpy" : "restore_thp_vs_memcpy_hostbackend",
+		     re_thp / 1e9, "GB/s", cuda ? "cuMemcpyHtoD_pinned" : "memcpy", h2d / 1e9);
 	/* the issue's metrics are the GPU's; the host backend's are
 	 * reported under their own names */
 	bench_result(ctx, "tiers-spill", cuda ? "spill_vs_memcpy" : "spill_vs_memcpy_hostbackend",
