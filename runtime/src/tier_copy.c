@@ -2,16 +2,52 @@
 /*
  * tier_copy.c - the tiers' copy engine: CUDA streams and events through
  * the dlopen'ed driver, or the backend's synchronous copies.
+ *
+ * With KVMM_TIER_COPY_ASYNC=1 in the environment, a backend without
+ * streams gets two emulated ones instead: a worker thread per direction
+ * runs the copies in order, later and with jitter, and events are the
+ * sequence numbers of copies.  The tests use it to run the asynchronous
+ * paths (completion notices, flights of restores, pieces of spills) on the
+ * host backend, under ASan and TSan.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cuda_driver.h"
 #include "tier_copy.h"
 
+/* A marker waited for by the completion thread. */
+struct notice {
+	uint64_t ev;
+	tier_copy_done_fn fn;
+	void *arg;
+	struct notice *next;
+};
+
+/* An emulated stream's copy. */
+struct emu_op {
+	uint64_t dev, n, seq;
+	void *host;
+	struct emu_op *next;
+};
+
+struct emu_stream {
+	struct tier_copy *tc;
+	enum tier_dir dir;
+	struct emu_op *head, **tail;
+	uint64_t queued, done; /* sequence numbers */
+	pthread_t thread;
+	bool started;
+};
+
 struct tier_copy {
 	struct kvmm_backend *be;
+	bool emu; /* emulated streams (KVMM_TIER_COPY_ASYNC) */
+	struct emu_stream es[2];
 #ifdef KVMM_HAVE_CUDA
 	const struct kvmm_cuda_driver *drv;
 	CUcontext ctx;
@@ -19,7 +55,146 @@ struct tier_copy {
 #endif
 	/* first error of a synchronous copy, per direction, until synced */
 	_Atomic int err[2];
+	/* completion thread (asynchronous engines): notices in order */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct notice *head, **tail;
+	bool stop, has_thread;
+	pthread_t thread;
 };
+
+/* ---- emulated streams ---------------------------------------------------- */
+
+#define EMU_DIR_BIT (1ull << 62)
+
+static uint64_t emu_ev(enum tier_dir dir, uint64_t seq)
+{
+	return (dir == TIER_H2D ? EMU_DIR_BIT : 0) | seq;
+}
+
+static void emu_fail(struct tier_copy *tc, enum tier_dir dir, int err)
+{
+	int zero = 0;
+
+	atomic_compare_exchange_strong(&tc->err[dir], &zero, err);
+}
+
+static void *emu_worker(void *arg)
+{
+	struct emu_stream *es = arg;
+	struct tier_copy *tc = es->tc;
+	uint64_t jitter = 88172645463325252ull + es->dir;
+
+	pthread_mutex_lock(&tc->lock);
+	for (;;) {
+		struct emu_op *op = es->head;
+		int ret;
+
+		if (!op) {
+			if (tc->stop)
+				break;
+			pthread_cond_wait(&tc->cond, &tc->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&tc->lock);
+		/* later than queued, by a varying amount: callers must wait */
+		jitter ^= jitter << 13, jitter ^= jitter >> 7, jitter ^= jitter << 17;
+		if (jitter % 4 == 0)
+			usleep((useconds_t)(jitter >> 40) % 200);
+		ret = es->dir == TIER_D2H ? kvmm_be_copy_dtoh(tc->be, op->host, op->dev, op->n)
+					  : kvmm_be_copy_htod(tc->be, op->dev, op->host, op->n);
+		if (ret)
+			emu_fail(tc, es->dir, ret);
+		pthread_mutex_lock(&tc->lock);
+		es->head = op->next;
+		if (!es->head)
+			es->tail = &es->head;
+		es->done = op->seq;
+		free(op);
+		pthread_cond_broadcast(&tc->cond);
+	}
+	pthread_mutex_unlock(&tc->lock);
+	return NULL;
+}
+
+static int emu_queue(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void *host, uint64_t n)
+{
+	struct emu_stream *es = &tc->es[dir];
+	struct emu_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return -ENOMEM;
+	op->dev = dev;
+	op->host = host;
+	op->n = n;
+	pthread_mutex_lock(&tc->lock);
+	op->seq = ++es->queued;
+	*es->tail = op;
+	es->tail = &op->next;
+	pthread_cond_broadcast(&tc->cond);
+	pthread_mutex_unlock(&tc->lock);
+	return 0;
+}
+
+/* Wait until the copies up to seq of dir are done. */
+static int emu_wait(struct tier_copy *tc, enum tier_dir dir, uint64_t seq)
+{
+	pthread_mutex_lock(&tc->lock);
+	while (tc->es[dir].done < seq)
+		pthread_cond_wait(&tc->cond, &tc->lock);
+	pthread_mutex_unlock(&tc->lock);
+	return atomic_load(&tc->err[dir]);
+}
+
+static int emu_start(struct tier_copy *tc)
+{
+	for (int d = 0; d < 2; d++) {
+		struct emu_stream *es = &tc->es[d];
+
+		es->tc = tc;
+		es->dir = (enum tier_dir)d;
+		es->tail = &es->head;
+		if (pthread_create(&es->thread, NULL, emu_worker, es))
+			return -EAGAIN;
+		es->started = true;
+	}
+	tc->emu = true;
+	return 0;
+}
+
+/* ---- completion notices ---------------------------------------------------- */
+
+/* Waits for each notice's event in turn, then tells its owner. */
+static void *completer(void *arg)
+{
+	struct tier_copy *tc = arg;
+
+	pthread_mutex_lock(&tc->lock);
+	for (;;) {
+		struct notice *n = tc->head;
+		int err;
+
+		if (!n) {
+			if (tc->stop)
+				break;
+			pthread_cond_wait(&tc->cond, &tc->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&tc->lock);
+		err = tier_copy_wait(tc, n->ev);
+		tier_copy_event_free(tc, n->ev);
+		pthread_mutex_lock(&tc->lock);
+		tc->head = n->next;
+		if (!tc->head)
+			tc->tail = &tc->head;
+		pthread_mutex_unlock(&tc->lock);
+		n->fn(n->arg, err);
+		free(n);
+		pthread_mutex_lock(&tc->lock);
+	}
+	pthread_mutex_unlock(&tc->lock);
+	return NULL;
+}
 
 int tier_copy_create(struct kvmm_backend *be, struct tier_copy **out)
 {
@@ -28,6 +203,9 @@ int tier_copy_create(struct kvmm_backend *be, struct tier_copy **out)
 	if (!tc)
 		return -ENOMEM;
 	tc->be = be;
+	pthread_mutex_init(&tc->lock, NULL);
+	pthread_cond_init(&tc->cond, NULL);
+	tc->tail = &tc->head;
 #ifdef KVMM_HAVE_CUDA
 	tc->drv = kvmm_cuda_backend_driver(be, &tc->ctx, NULL);
 	if (tc->drv) {
@@ -36,12 +214,31 @@ int tier_copy_create(struct kvmm_backend *be, struct tier_copy **out)
 		for (int i = 0; i < 2 && !ret; i++)
 			ret = kvmm_cuda_errno(
 				tc->drv->cuStreamCreate(&tc->stream[i], CU_STREAM_NON_BLOCKING));
+		if (!ret) {
+			ret = -pthread_create(&tc->thread, NULL, completer, tc);
+			tc->has_thread = !ret;
+		}
 		if (ret) {
 			tier_copy_destroy(tc);
 			return ret;
 		}
 	}
 #endif
+	{
+		const char *env = getenv("KVMM_TIER_COPY_ASYNC");
+		int ret = 0;
+
+		if (!tier_copy_is_async(tc) && env && *env == '1')
+			ret = emu_start(tc);
+		if (!ret && tc->emu) {
+			ret = -pthread_create(&tc->thread, NULL, completer, tc);
+			tc->has_thread = !ret;
+		}
+		if (ret) {
+			tier_copy_destroy(tc);
+			return ret;
+		}
+	}
 	*out = tc;
 	return 0;
 }
@@ -50,6 +247,18 @@ void tier_copy_destroy(struct tier_copy *tc)
 {
 	if (!tc)
 		return;
+	/* every copy and notice still pending is done and delivered first */
+	pthread_mutex_lock(&tc->lock);
+	tc->stop = true;
+	pthread_cond_broadcast(&tc->cond);
+	pthread_mutex_unlock(&tc->lock);
+	for (int d = 0; d < 2; d++)
+		if (tc->es[d].started)
+			pthread_join(tc->es[d].thread, NULL);
+	if (tc->has_thread)
+		pthread_join(tc->thread, NULL);
+	pthread_cond_destroy(&tc->cond);
+	pthread_mutex_destroy(&tc->lock);
 #ifdef KVMM_HAVE_CUDA
 	if (tc->drv && !kvmm_cuda_ctx_enter(tc->drv, tc->ctx)) {
 		for (int i = 0; i < 2; i++) {
@@ -66,10 +275,10 @@ void tier_copy_destroy(struct tier_copy *tc)
 int tier_copy_is_async(const struct tier_copy *tc)
 {
 #ifdef KVMM_HAVE_CUDA
-	return tc->drv != NULL;
-#else
-	return 0;
+	if (tc->drv)
+		return 1;
 #endif
+	return tc->emu;
 }
 
 int tier_copy_queue(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void *host, uint64_t n)
@@ -88,13 +297,12 @@ int tier_copy_queue(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void 
 		return kvmm_cuda_errno(r);
 	}
 #endif
+	if (tc->emu)
+		return emu_queue(tc, dir, dev, host, n);
 	ret = dir == TIER_D2H ? kvmm_be_copy_dtoh(tc->be, host, dev, n)
 			      : kvmm_be_copy_htod(tc->be, dev, host, n);
-	if (ret) {
-		int zero = 0;
-
-		atomic_compare_exchange_strong(&tc->err[dir], &zero, ret);
-	}
+	if (ret)
+		emu_fail(tc, dir, ret);
 	return ret;
 }
 
@@ -107,6 +315,14 @@ int tier_copy_sync(struct tier_copy *tc, enum tier_dir dir)
 		return ret ? ret : kvmm_cuda_errno(tc->drv->cuStreamSynchronize(tc->stream[dir]));
 	}
 #endif
+	if (tc->emu) {
+		uint64_t seq;
+
+		pthread_mutex_lock(&tc->lock);
+		seq = tc->es[dir].queued;
+		pthread_mutex_unlock(&tc->lock);
+		emu_wait(tc, dir, seq);
+	}
 	return atomic_exchange(&tc->err[dir], 0);
 }
 
@@ -130,6 +346,11 @@ int tier_copy_record(struct tier_copy *tc, enum tier_dir dir, uint64_t *ev)
 		*ev = (uint64_t)(uintptr_t)e;
 	}
 #endif
+	if (tc->emu) {
+		pthread_mutex_lock(&tc->lock);
+		*ev = emu_ev(dir, tc->es[dir].queued);
+		pthread_mutex_unlock(&tc->lock);
+	}
 	return 0;
 }
 
@@ -143,6 +364,8 @@ int tier_copy_wait(struct tier_copy *tc, uint64_t ev)
 			   : kvmm_cuda_errno(tc->drv->cuEventSynchronize((CUevent)(uintptr_t)ev));
 	}
 #endif
+	if (tc->emu && ev)
+		return emu_wait(tc, ev & EMU_DIR_BIT ? TIER_H2D : TIER_D2H, ev & ~EMU_DIR_BIT);
 	return 0;
 }
 
@@ -161,6 +384,15 @@ int tier_copy_query(struct tier_copy *tc, uint64_t ev)
 		return r == CUDA_SUCCESS ? 1 : kvmm_cuda_errno(r);
 	}
 #endif
+	if (tc->emu && ev) {
+		enum tier_dir dir = ev & EMU_DIR_BIT ? TIER_H2D : TIER_D2H;
+		int done;
+
+		pthread_mutex_lock(&tc->lock);
+		done = tc->es[dir].done >= (ev & ~EMU_DIR_BIT);
+		pthread_mutex_unlock(&tc->lock);
+		return done;
+	}
 	return 1;
 }
 
@@ -170,4 +402,33 @@ void tier_copy_event_free(struct tier_copy *tc, uint64_t ev)
 	if (tc->drv && ev && !kvmm_cuda_ctx_enter(tc->drv, tc->ctx))
 		tc->drv->cuEventDestroy((CUevent)(uintptr_t)ev);
 #endif
+}
+
+int tier_copy_notify(struct tier_copy *tc, enum tier_dir dir, tier_copy_done_fn fn, void *arg)
+{
+	struct notice *n;
+	int ret;
+
+	if (!tc->has_thread) {
+		/* synchronous copies: all done, their errors collected (with
+		 * emulated streams the completer runs it, as on CUDA) */
+		fn(arg, atomic_exchange(&tc->err[dir], 0));
+		return 0;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	ret = tier_copy_record(tc, dir, &n->ev);
+	if (ret) {
+		free(n);
+		return ret;
+	}
+	n->fn = fn;
+	n->arg = arg;
+	pthread_mutex_lock(&tc->lock);
+	*tc->tail = n;
+	tc->tail = &n->next;
+	pthread_cond_broadcast(&tc->cond);
+	pthread_mutex_unlock(&tc->lock);
+	return 0;
 }

@@ -42,6 +42,16 @@ int tier_copy_wait(struct tier_copy *tc, uint64_t ev);
 /* 1 done, 0 not yet, or a negative errno. */
 int tier_copy_query(struct tier_copy *tc, uint64_t ev);
 void tier_copy_event_free(struct tier_copy *tc, uint64_t ev);
+/*
+ * Call fn(arg, err) once every copy queued in dir so far has completed, err
+ * being the first error among them (0: all fine): on CUDA from the engine's
+ * completion thread, in the order of the notifications; elsewhere (copies
+ * are synchronous) at once, in the caller.  fn must be short and must not
+ * queue copies; it may take the tiers' lock.  0, or the error of recording
+ * the marker (fn is not called then).
+ */
+typedef void (*tier_copy_done_fn)(void *arg, int err);
+int tier_copy_notify(struct tier_copy *tc, enum tier_dir dir, tier_copy_done_fn fn, void *arg);
 /* Does this engine copy asynchronously (CUDA)? */
 int tier_copy_is_async(const struct tier_copy *tc);
 

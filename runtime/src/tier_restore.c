@@ -6,16 +6,24 @@
  * A prefetch walks the prefix's chained keys past what the prefix cache
  * holds (which it pins), and for each block in order: uses the host pool's
  * record, or reads the disk's into a host slot (the disk tier verifies it),
- * stopping at the first block no tier has.  The mover thread then checks
- * every record against what was asked (key, parent, namespace, geometry,
- * token ids, and the payload checksum of host records), copies it into a
- * fresh device block, and inserts the leading run of finished blocks into
- * the prefix tree: only then can any request match them, so a block being
- * restored is never visible half-copied, and a failed one never at all.
+ * stopping at the first block no tier has.  The mover thread then takes
+ * the gathered blocks in runs ("flights"): it checks each record's header
+ * against what was asked (key, parent, namespace, geometry, encoding, token
+ * ids), queues the copies into fresh device blocks, and hashes the
+ * payloads of host records on the hash pool while the copies run, so the
+ * checksum costs no copy time.  A flight is done when its copies completed
+ * (the copy engine's notice); the mover then inserts the leading run of
+ * blocks that were copied and verified into the prefix tree: only then can
+ * any request match them, so a block being restored is never visible
+ * half-copied, and one that failed its checksum or its copy never at all
+ * (its device block goes back to the pool once no copy writes to it).
+ * Several flights are in flight at once, of one prefetch and of several,
+ * so the copy engine always has the next copies queued.
  *
- * Layer-wise prefetches gather every record first, then copy layer by
- * layer across all blocks with an event after each layer, so a sequence
- * attached to them computes layer 0 while later layers arrive.
+ * Layer-wise prefetches gather and verify every record first (a sequence
+ * maps the blocks before the copies finish), then copy layer by layer
+ * across all blocks with an event after each layer, so a sequence attached
+ * to them computes layer 0 while later layers arrive.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -26,8 +34,10 @@
 #include "tier_hashpool.h"
 #include "tiers.h"
 
-#define READ_WINDOW   64 /* blocks read from disk ahead of the copies */
-#define RESTORE_BATCH 8	 /* blocks checked while the batch before copies */
+#define READ_WINDOW   64	  /* blocks gathered ahead of the finished copies */
+#define RESTORE_BATCH 8		  /* layer-wise: blocks hashed at once */
+#define FLIGHT_BLOCKS 64	  /* at most, in one flight */
+#define FLIGHT_BYTES  (32u << 20) /* a flight's copies, at most (one block at least) */
 
 enum pb_state {
 	PB_WAIT = 0, /* not started */
@@ -36,18 +46,29 @@ enum pb_state {
 	PB_DONE,     /* copied to blks[i] */
 };
 
+/* Blocks [from, to) whose copies are queued. */
+struct pf_flight {
+	struct kvmm_prefetch *pf;
+	uint32_t from, to;
+	uint32_t bad; /* first block whose payload failed its checksum (to: none) */
+	int err;      /* of the copies */
+	bool done;    /* the copies completed (err says how) */
+	struct pf_flight *next;
+};
+
 struct kvmm_prefetch {
 	struct kvmm_tiers *t;
 	struct tier_job job;
 	struct kvmm_ns ns;
 	uint32_t flags;
 	uint32_t *tokens;
-	uint32_t g;	   /* full blocks cached on the device at the start */
-	uint32_t nb;	   /* blocks found in some tier */
-	uint32_t stop_at;  /* nothing at or after it will be restored */
-	uint32_t next;	   /* next block to gather */
-	uint32_t copied;   /* blocks [g, copied) copied (or failed) */
-	uint32_t inserted; /* blocks [0, inserted) in the tree */
+	uint32_t g;	    /* full blocks cached on the device at the start */
+	uint32_t nb;	    /* blocks found in some tier */
+	uint32_t stop_at;   /* nothing at or after it will be restored */
+	uint32_t next;	    /* next block to gather */
+	uint32_t queued_to; /* blocks [copied, queued_to) in flights */
+	uint32_t copied;    /* blocks [g, copied) copied and verified */
+	uint32_t inserted;  /* blocks [0, inserted) in the tree */
 	uint64_t *keys;
 	uint32_t *slots;
 	kvmm_blk_t *blks;
@@ -63,6 +84,7 @@ struct kvmm_prefetch {
 	bool queued, finished, cancel, waiting_fill, detached;
 	uint32_t reads;		     /* disk reads in flight */
 	struct kvmm_prefetch *wnext; /* on t's list of prefetches waiting for a fill */
+	struct pf_flight *flights, **flights_tail; /* oldest first */
 };
 
 static void pf_kick(struct kvmm_tiers *t, struct kvmm_prefetch *pf);
@@ -138,7 +160,8 @@ static void read_done(struct tier_disk_op *op)
 /* Gather: pin host records, start disk reads (lock held). */
 static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 {
-	while (pf->next < pf->stop_at && pf->next < pf->copied + READ_WINDOW && !pf->cancel) {
+	while (pf->next < pf->stop_at && pf->next < pf->copied + 2 * READ_WINDOW &&
+	       pf->next < pf->queued_to + READ_WINDOW && !pf->cancel) {
 		uint32_t i = pf->next, s;
 		struct tier_entry *e = tidx_find(t, pf->keys[i], &s);
 		uint64_t parent = i ? pf->keys[i - 1] : root_key(pf);
@@ -194,20 +217,16 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 	}
 }
 
-/* Are the records of blocks [from, to) exactly those blocks of this
- * prefix?  Headers one by one, payload checksums (of host records; the
- * disk tier checked its own) as one parallel batch.  Returns the first bad
- * block, or to.  (No lock.) */
-static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from,
+/* Are the headers of blocks [from, to) exactly those blocks of this
+ * prefix (key, parent, namespace, geometry, encoding, size, token ids)?
+ * The first bad block, or to.  (No lock.) */
+static uint32_t check_headers(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from,
 			      uint32_t to)
 {
-	uint32_t tpb = t->c->g.tpb, n = 0, first_bad = to;
-	const void *bufs[RESTORE_BATCH] = {NULL};
-	uint64_t lens[RESTORE_BATCH] = {0}, want[RESTORE_BATCH], got[RESTORE_BATCH];
-	uint32_t idx[RESTORE_BATCH];
+	uint32_t tpb = t->c->g.tpb, i;
 	uint64_t t0 = kvmm_now_ns();
 
-	for (uint32_t i = from; i < to; i++) {
+	for (i = from; i < to; i++) {
 		const void *buf = tier_host_slot(t->host, pf->slots[i]);
 		struct tier_rec r;
 
@@ -217,22 +236,55 @@ static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, ui
 		    r.payload_bytes != t->c->g.block_bytes ||
 		    r.hash_shift != TIER_HASH_CHUNK_SHIFT ||
 		    !tier_rec_tokens_equal(buf, &r, pf->tokens + (size_t)i * tpb, tpb))
-			return i;
-		if (pf->from_disk[i] || (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST))
+			break;
+	}
+	tier_prof_add(&t->prof.r_check, t0);
+	return i;
+}
+
+/* Payload checksums of the host records of blocks [from, to) (the disk
+ * tier checked its own), at most FLIGHT_BLOCKS, as one parallel batch; the
+ * headers were checked.  The first bad block, or to.  (No lock.) */
+static uint32_t check_payloads(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from,
+			       uint32_t to)
+{
+	const void *bufs[FLIGHT_BLOCKS];
+	uint64_t lens[FLIGHT_BLOCKS], want[FLIGHT_BLOCKS], got[FLIGHT_BLOCKS];
+	uint32_t idx[FLIGHT_BLOCKS], n = 0, first_bad = to;
+	uint64_t t0 = kvmm_now_ns();
+
+	if (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST)
+		return to;
+	for (uint32_t i = from; i < to && n < FLIGHT_BLOCKS; i++) {
+		const char *buf = tier_host_slot(t->host, pf->slots[i]);
+		struct tier_rec r;
+
+		if (pf->from_disk[i])
 			continue;
-		bufs[n] = (const char *)buf + r.hdr_bytes;
+		if (tier_rec_decode(buf, t->rec_bytes, &r)) {
+			first_bad = i; /* checked already: cannot happen */
+			break;
+		}
+		bufs[n] = buf + r.hdr_bytes;
 		lens[n] = r.payload_bytes;
 		want[n] = r.payload_hash;
 		idx[n++] = i;
 	}
-	tier_prof_add(&t->prof.r_check, t0);
-	t0 = kvmm_now_ns();
 	tier_hashpool_payloads(t->hashpool, bufs, lens, n, TIER_HASH_CHUNK_SHIFT, got);
-	tier_prof_add(&t->prof.r_hash, t0);
 	for (uint32_t k = 0; k < n; k++)
 		if (got[k] != want[k] && idx[k] < first_bad)
 			first_bad = idx[k];
+	tier_prof_add(&t->prof.r_hash, t0);
 	return first_bad;
+}
+
+/* Headers, then payloads, of blocks [from, to): the first bad one, or to. */
+static uint32_t check_records(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from,
+			      uint32_t to)
+{
+	uint32_t bad = check_headers(t, pf, from, to);
+
+	return check_payloads(t, pf, from, bad);
 }
 
 /* Layer l's byte range inside a block, for layouts that keep it together. */
@@ -339,10 +391,10 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 }
 
 /*
- * Check and copy blocks [from, *to) to the device.  Progressive restores
- * go in batches: the checksums of one batch are computed while the copies
- * of the one before run.  A bad record ends the run before it (*to moves
- * back).  0, or the error of a copy (every block of the run given back).
+ * Layer-wise: check blocks [from, *to) (in batches) and copy them to the
+ * device layer by layer, then wait.  A bad record ends the run before it
+ * (*to moves back) and the rest is copied progressively.  0, or the error
+ * of a copy (every block of the run given back).
  */
 static int restore_run(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t *to,
 		       bool layered)
@@ -461,61 +513,235 @@ static void pf_finish(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 	pthread_cond_broadcast(&t->cond);
 }
 
-/* Mover: one step of a prefetch. */
+/* Blocks [from, to) restored (copied and verified): counted, their host
+ * records unpinned.  Lock held. */
+static void restored(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to)
+{
+	uint32_t ndisk = 0;
+
+	for (uint32_t i = from; i < to; i++) {
+		tidx_unpin(t, pf->slots[i]);
+		pf->st[i] = PB_DONE;
+		ndisk += pf->from_disk[i];
+		tidx_admit_bump(t, pf->keys[i]); /* a use */
+	}
+	pf->copied = to;
+	t->n.restores_disk += ndisk;
+	t->n.restores_host += to - from - ndisk;
+	t->n.restore_bytes += (uint64_t)(to - from) * t->c->g.block_bytes;
+}
+
+/* Host records of blocks [from, to) that will not be restored (lock held). */
+static void let_go(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to)
+{
+	for (uint32_t i = from; i < to; i++) {
+		if (pf->st[i] != PB_ON_HOST)
+			continue;
+		tidx_unpin(t, pf->slots[i]);
+		pf->st[i] = PB_WAIT;
+	}
+}
+
+/* The copy engine: a flight's copies completed (any thread). */
+static void flight_copied(void *arg, int err)
+{
+	struct pf_flight *f = arg;
+	struct kvmm_prefetch *pf = f->pf;
+	struct kvmm_tiers *t = pf->t;
+
+	pthread_mutex_lock(&t->lock);
+	if (!f->err)
+		f->err = err;
+	f->done = true;
+	pf_kick(t, pf);
+	t->busy--; /* the flight's */
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * Mover: start a flight of the gathered blocks [from, to): check their
+ * headers, allocate device blocks, queue the copies, then hash the
+ * payloads while the copies run.  Nothing of it is visible until the
+ * flight is finished (finish_flight).
+ */
+static void start_flight(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to)
+{
+	struct pf_flight *f;
+	uint32_t bad = check_headers(t, pf, from, to), end = bad;
+	uint64_t t0;
+	int ret = 0;
+
+	if (bad < to)
+		bad_record(t, pf, bad); /* nothing queued for it: dropped now */
+	f = end > from ? calloc(1, sizeof(*f)) : NULL;
+	if (end > from && !f)
+		ret = -ENOMEM;
+	t0 = kvmm_now_ns();
+	for (uint32_t i = from; i < end && !ret; i++) {
+		ret = kvmm_blk_alloc(t->c, &pf->blks[i]);
+		if (ret && i > from) {
+			end = i; /* the device is full: restore what fits */
+			ret = 0;
+		}
+	}
+	tier_prof_add(&t->prof.r_alloc, t0);
+	if (ret || end == from) {
+		pthread_mutex_lock(&t->lock);
+		if (ret)
+			pf->err = ret;
+		if (from < pf->stop_at)
+			pf->stop_at = from;
+		pthread_mutex_unlock(&t->lock);
+		free(f);
+		return;
+	}
+	*f = (struct pf_flight){.pf = pf, .from = from, .to = end, .bad = end};
+	t0 = kvmm_now_ns();
+	for (uint32_t i = from; i < end && !f->err; i++)
+		f->err = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(t->c, pf->blks[i]),
+					 (char *)tier_host_slot(t->host, pf->slots[i]) +
+						 t->hdr_bytes,
+					 t->c->g.block_bytes);
+	tier_prof_add(&t->prof.r_queue, t0);
+	atomic_fetch_add_explicit(&t->prof.r_runs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&t->lock);
+	*pf->flights_tail = f;
+	pf->flights_tail = &f->next;
+	pf->queued_to = end;
+	if (end < pf->stop_at && end < to)
+		pf->stop_at = end;
+	t->busy++; /* until the copies complete */
+	pthread_mutex_unlock(&t->lock);
+	ret = tier_copy_notify(t->copy, TIER_H2D, flight_copied, f);
+	if (ret) {
+		/* no notice: wait here instead */
+		int sret = tier_copy_sync(t->copy, TIER_H2D);
+
+		flight_copied(f, sret ? sret : ret);
+	}
+	/* the copies run: verify meanwhile (only the mover finishes a
+	 * flight, after this returns) */
+	f->bad = check_payloads(t, pf, from, end);
+}
+
+/*
+ * Mover: a flight's copies are done.  Its blocks before the first failure
+ * (a checksum, a copy, or an earlier flight that failed) go into the
+ * prefix tree; the rest go back to the pool, now that nothing writes to
+ * them.
+ */
+static void finish_flight(struct kvmm_tiers *t, struct kvmm_prefetch *pf, struct pf_flight *f)
+{
+	uint32_t ok, stop;
+
+	pthread_mutex_lock(&t->lock);
+	stop = pf->stop_at;
+	pthread_mutex_unlock(&t->lock);
+	ok = f->err ? f->from : f->bad;
+	if (ok > stop)
+		ok = stop > f->from ? stop : f->from;
+	if (f->err)
+		tiers_log(t, TLOG_COPY, "kvmm tiers: host to device copy failed (%s)",
+			  strerror(-f->err));
+	if (f->bad < f->to)
+		bad_record(t, pf, f->bad); /* a bad record goes, whatever else failed */
+	put_blocks(t, pf, ok, f->to);
+	pthread_mutex_lock(&t->lock);
+	if (ok > f->from)
+		restored(t, pf, f->from, ok);
+	let_go(t, pf, ok, f->to);
+	if (f->err) {
+		pf->err = f->err;
+		t->n.restore_failures += f->to - f->from - (f->bad < f->to);
+	}
+	if (ok < f->to && ok < pf->stop_at)
+		pf->stop_at = ok; /* nothing after a failure */
+	pthread_mutex_unlock(&t->lock);
+	if (ok > f->from)
+		insert_run(t, pf, ok);
+	free(f);
+}
+
+/* Mover: a layer-wise prefetch, every record gathered: verify them all,
+ * queue the copies layer by layer, wait, insert. */
+static void run_layered(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t from, uint32_t to)
+{
+	int ret = restore_run(t, pf, from, &to, true);
+
+	pthread_mutex_lock(&t->lock);
+	if (ret) {
+		let_go(t, pf, from, to);
+		pf->err = ret;
+		pf->stop_at = from;
+		t->n.restore_failures += to - from;
+	} else {
+		restored(t, pf, from, to);
+	}
+	pf->queued_to = pf->copied;
+	pthread_mutex_unlock(&t->lock);
+	if (!ret)
+		insert_run(t, pf, to);
+}
+
+/* The most blocks of one flight. */
+static uint32_t flight_max(const struct kvmm_tiers *t)
+{
+	uint64_t n = FLIGHT_BYTES / t->c->g.block_bytes;
+
+	return n < 1 ? 1 : n > FLIGHT_BLOCKS ? FLIGHT_BLOCKS : (uint32_t)n;
+}
+
+/* Mover: one step of a prefetch: finish the flights whose copies are done,
+ * gather, start the next flight. */
 static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
 {
 	struct kvmm_prefetch *pf =
 		(struct kvmm_prefetch *)((char *)job - offsetof(struct kvmm_prefetch, job));
 	bool layered = pf->flags & KVMM_PREFETCH_LAYERWISE;
-	uint32_t from, to, ndisk = 0;
+	uint32_t from, to;
 	uint64_t t0 = kvmm_now_ns();
 	int ret;
 
 	pthread_mutex_lock(&t->lock);
 	pf->queued = false;
+	while (pf->flights && pf->flights->done) {
+		struct pf_flight *f = pf->flights;
+
+		pf->flights = f->next;
+		if (!pf->flights)
+			pf->flights_tail = &pf->flights;
+		pthread_mutex_unlock(&t->lock);
+		finish_flight(t, pf, f);
+		pthread_mutex_lock(&t->lock);
+	}
+	t0 = kvmm_now_ns();
 	gather(t, pf);
 	tier_prof_add(&t->prof.r_gather, t0);
-	/* the run of gathered blocks right after what is copied */
-	from = pf->copied;
+	/* the run of gathered blocks right after what is in flight */
+	from = pf->queued_to;
 	for (to = from; to < pf->stop_at && pf->st[to] == PB_ON_HOST; to++)
 		;
 	if (layered && (to < pf->stop_at || pf->reads))
 		to = from; /* layer-wise: all of them at once */
+	if (!layered && to - from > flight_max(t))
+		to = from + flight_max(t);
 	if (pf->cancel)
 		to = from;
 	pthread_mutex_unlock(&t->lock);
 
-	if (to > from) {
-		ret = restore_run(t, pf, from, &to, layered);
-		pthread_mutex_lock(&t->lock);
-		for (uint32_t i = from; i < to; i++) {
-			tidx_unpin(t, pf->slots[i]);
-			if (!ret) {
-				pf->st[i] = PB_DONE;
-				ndisk += pf->from_disk[i];
-				tidx_admit_bump(t, pf->keys[i]); /* a use */
-			}
-		}
-		if (ret) {
-			pf->err = ret;
-			pf->stop_at = from;
-			t->n.restore_failures += to - from;
-		} else {
-			pf->copied = to;
-			t->n.restores_disk += ndisk;
-			t->n.restores_host += to - from - ndisk;
-			t->n.restore_bytes += (uint64_t)(to - from) * t->c->g.block_bytes;
-		}
-		pthread_mutex_unlock(&t->lock);
-		if (!ret)
-			insert_run(t, pf, to);
-	}
+	if (to > from && layered)
+		run_layered(t, pf, from, to);
+	else if (to > from)
+		start_flight(t, pf, from, to);
 	pthread_mutex_lock(&t->lock);
 	gather(t, pf);
-	if (pf->copied < pf->stop_at && !pf->cancel &&
-	    (pf->st[pf->copied] == PB_ON_HOST && !(layered && pf->reads)))
-		pf_kick(t, pf);
-	if (!pf->queued && !pf->reads && !pf->waiting_fill &&
+	if (!pf->cancel && pf->queued_to < pf->stop_at && pf->st[pf->queued_to] == PB_ON_HOST &&
+	    !(layered && pf->reads))
+		pf_kick(t, pf); /* more to start */
+	if (pf->flights && pf->flights->done)
+		pf_kick(t, pf); /* more to finish */
+	if (!pf->queued && !pf->reads && !pf->waiting_fill && !pf->flights &&
 	    (pf->copied >= pf->stop_at || pf->cancel))
 		pf_finish(t, pf);
 	t->busy--;
@@ -566,6 +792,7 @@ int kvmm_prefix_prefetch(struct kvmm_cache *c, const struct kvmm_ns *ns, const u
 	if (!pf)
 		return -ENOMEM;
 	pf->t = t;
+	pf->flights_tail = &pf->flights;
 	pf->ns = ns ? *ns : zero_ns;
 	pf->flags = flags;
 	pf->keys = malloc((nb + 1) * sizeof(*pf->keys));
@@ -603,7 +830,7 @@ int kvmm_prefix_prefetch(struct kvmm_cache *c, const struct kvmm_ns *ns, const u
 		pf_free(t, pf);
 		return 0;
 	}
-	pf->g = pf->copied = pf->inserted = pf->next = g;
+	pf->g = pf->copied = pf->queued_to = pf->inserted = pf->next = g;
 	pf->nb = pf->stop_at = r;
 	pf->slots = malloc(r * sizeof(*pf->slots));
 	pf->blks = malloc(r * sizeof(*pf->blks));

@@ -20,10 +20,14 @@
 #include "tier_hash.h"
 #include "tiers.h"
 
+#define SEAL_BLOCKS 8		/* at most, per seal job; pieces per round */
+#define SEAL_BYTES  (16u << 20) /* a seal job's payloads, at most (one block at least) */
+
 /* A batch of slots whose payload is copied and whose header waits for the
  * payload hash. */
 struct seal_job {
 	struct tier_job job;
+	struct kvmm_tiers *t;
 	struct kvmm_ns ns;
 	uint32_t n;
 	kvmm_blk_t *blks; /* write-through: references to put once copied */
@@ -210,6 +214,7 @@ static struct seal_job *seal_split(struct kvmm_tiers *t, const struct seal_job *
 	if (!k)
 		return NULL;
 	k->job.run = seal_run;
+	k->t = t;
 	k->ns = j->ns;
 	memcpy(k->slots, j->slots + from, n * sizeof(*k->slots));
 	memcpy(k->keys, j->keys + from, n * sizeof(*k->keys));
@@ -219,26 +224,66 @@ static struct seal_job *seal_split(struct kvmm_tiers *t, const struct seal_job *
 	return k;
 }
 
+/* The copies of a piece completed (copy engine): hash and seal it on the
+ * mover. */
+static void seal_copied(void *arg, int err)
+{
+	struct seal_job *j = arg;
+	struct kvmm_tiers *t = j->t;
+
+	if (!j->copy_err)
+		j->copy_err = err;
+	tiers_queue(t, &j->job);
+	pthread_mutex_lock(&t->lock);
+	t->busy--; /* the notice's */
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* The most blocks sealed as one job: a piece is hashed while the copies of
+ * the next ones run. */
+static uint32_t piece_max(const struct kvmm_tiers *t)
+{
+	uint64_t n = SEAL_BYTES / t->c->g.block_bytes;
+
+	return n < 1 ? 1 : n > SEAL_BLOCKS ? SEAL_BLOCKS : (uint32_t)n;
+}
+
+/* Slots claimed for [from, to) of j given up (no job, or no copy). */
+static void give_up(struct kvmm_tiers *t, const struct seal_job *j, uint32_t from, uint32_t to)
+{
+	pthread_mutex_lock(&t->lock);
+	for (uint32_t k = from; k < to; k++) {
+		if (j->slots[k] == TIER_NIL)
+			continue;
+		t->inflight--;
+		tidx_filled(t, j->slots[k], false);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 /*
  * Copy blocks blks[i] (keys, parents and tokens in j) out to host slots, in
- * rounds: claim what is free or cheaply freed, copy, hand those to the
- * mover to seal (the mover, write-through, seals them itself); when
- * nothing can be claimed, wait (bounded) for records in flight to become
- * droppable.  The caller may let go of the blocks when this returns.
+ * rounds: claim what is free or cheaply freed, then copy it piece by piece;
+ * each piece is handed to the mover to hash and seal as soon as its copies
+ * complete (the mover, write-through, seals its pieces itself once the
+ * round is copied); when nothing can be claimed, wait (bounded) for
+ * records in flight to become droppable.  Returns when every copy is
+ * done: the caller may let go of the blocks then.
  */
 static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_blk_t *blks,
 			 enum tier_wait wait)
 {
-	struct seal_job *round;
+	struct seal_job *pieces[SEAL_BLOCKS];
 	uint32_t i = 0;
 
 	while (i < j->n) {
-		uint32_t from = i, claimed = 0;
+		uint32_t from = i, claimed = 0, npieces = 0;
 		uint64_t t0 = kvmm_now_ns();
-		int ret = 0;
+		int sret;
 
 		pthread_mutex_lock(&t->lock);
-		for (; i < j->n; i++) {
+		for (; i < j->n && claimed < SEAL_BLOCKS * piece_max(t); i++) {
 			int r = tidx_claim(t, j->keys[i], j->parents[i],
 					   i == from ? wait : TIER_WAIT_NONE, &j->slots[i]);
 
@@ -264,45 +309,64 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 		}
 		pthread_mutex_unlock(&t->lock);
 		tier_prof_add(&t->prof.s_claim, t0);
-		t0 = kvmm_now_ns();
-		for (uint32_t k = from; k < i && !ret; k++) {
-			if (j->slots[k] == TIER_NIL)
-				continue;
-			ret = tier_copy_queue(t->copy, TIER_D2H, kvmm_blk_home(t->c, blks[k]),
-					      (char *)tier_host_slot(t->host, j->slots[k]) +
-						      t->hdr_bytes,
-					      t->c->g.block_bytes);
-		}
-		tier_prof_add(&t->prof.s_queue, t0);
-		if (claimed) {
-			int sret;
+		if (!claimed)
+			continue;
+		for (uint32_t a = from; a < i;) {
+			uint32_t b = a, m = 0;
+			struct seal_job *piece;
+			int ret = 0;
 
+			while (b < i && m < piece_max(t))
+				m += j->slots[b++] != TIER_NIL;
+			if (!m) {
+				a = b;
+				continue;
+			}
+			piece = seal_split(t, j, a, b);
+			if (!piece) {
+				give_up(t, j, a, b); /* no memory for the job */
+				a = b;
+				continue;
+			}
 			t0 = kvmm_now_ns();
-			sret = tier_copy_sync(t->copy, TIER_D2H);
-			tier_prof_add(&t->prof.s_wait, t0);
-			atomic_fetch_add_explicit(&t->prof.s_rounds, 1, memory_order_relaxed);
-			j->copy_err = ret ? ret : sret;
+			for (uint32_t k = a; k < b && !ret; k++) {
+				if (j->slots[k] == TIER_NIL)
+					continue;
+				ret = tier_copy_queue(
+					t->copy, TIER_D2H, kvmm_blk_home(t->c, blks[k]),
+					(char *)tier_host_slot(t->host, j->slots[k]) + t->hdr_bytes,
+					t->c->g.block_bytes);
+			}
+			tier_prof_add(&t->prof.s_queue, t0);
+			piece->copy_err = ret;
+			if (wait == TIER_WAIT_WRITES) {
+				pieces[npieces++] = piece; /* sealed below */
+			} else {
+				pthread_mutex_lock(&t->lock);
+				t->busy++; /* until the notice */
+				pthread_mutex_unlock(&t->lock);
+				ret = tier_copy_notify(t->copy, TIER_D2H, seal_copied, piece);
+				if (ret) {
+					sret = tier_copy_sync(t->copy, TIER_D2H);
+					seal_copied(piece, sret ? sret : ret);
+				}
+			}
+			a = b;
 		}
-		round = claimed ? seal_split(t, j, from, i) : NULL;
-		if (round && wait == TIER_WAIT_WRITES) {
+		/* every copy of the round done before the blocks go */
+		t0 = kvmm_now_ns();
+		sret = tier_copy_sync(t->copy, TIER_D2H);
+		tier_prof_add(&t->prof.s_wait, t0);
+		atomic_fetch_add_explicit(&t->prof.s_rounds, 1, memory_order_relaxed);
+		for (uint32_t k = 0; k < npieces; k++) {
 			/* the mover itself: seal now, so the next round can
 			 * make room (accounted as a job) */
+			if (!pieces[k]->copy_err)
+				pieces[k]->copy_err = sret;
 			pthread_mutex_lock(&t->lock);
 			t->busy++;
 			pthread_mutex_unlock(&t->lock);
-			seal_run(t, &round->job);
-		} else if (round) {
-			tiers_queue(t, &round->job);
-		} else if (claimed) {
-			/* no memory for the job: give the slots up */
-			pthread_mutex_lock(&t->lock);
-			for (uint32_t k = from; k < i; k++) {
-				if (j->slots[k] == TIER_NIL)
-					continue;
-				t->inflight--;
-				tidx_filled(t, j->slots[k], false);
-			}
-			pthread_mutex_unlock(&t->lock);
+			seal_run(t, &pieces[k]->job);
 		}
 	}
 }

@@ -19,6 +19,7 @@
 #include "testutil.h"
 #include "tier_fixture.h"
 #include "tier_record.h"
+#include "tiers.h"
 
 #define NPROMPT 6
 #define NBLK	6 /* blocks per prompt */
@@ -359,6 +360,60 @@ START_TEST(test_restore_bypasses_admission)
 }
 END_TEST
 
+/* A host record whose payload went bad in memory: its copy to the device
+ * runs while the checksum is computed, yet the block is never inserted
+ * (its device block goes back to the pool) and the restore stops before
+ * it; the blocks before it are exact, nothing leaks, the cache stays
+ * usable.  Progressive (i < 3) and layer-wise (i >= 3) restores. */
+START_TEST(test_corrupt_host_record_not_served)
+{
+	struct env e = {0};
+	struct kvmm_tiers_stats st;
+	struct kvmm_tiers *t;
+	uint64_t keys[NBLK];
+	uint32_t slot, n, found, got;
+	struct kvmm_prefetch *pf = NULL;
+	bool layered = _i >= 3;
+
+	env_open(&e, _i % 3, NULL, 2 * NBLK, 0);
+	n = NBLK * e.tpb;
+	fill(&e, 0);
+	ck_assert_int_eq(kvmm_prefix_evict(e.c, 1000), NBLK);
+	kvmm_tiers_flush(e.c);
+	t = kvmm_tiers_of(e.c);
+	tiers_keys(t, &(struct kvmm_ns){0}, e.tok[0], NBLK, keys);
+	pthread_mutex_lock(&t->lock);
+	ck_assert_ptr_nonnull(tidx_find(t, keys[3], &slot));
+	((unsigned char *)tier_host_slot(t->host, slot))[t->hdr_bytes + 77] ^= 0x10;
+	pthread_mutex_unlock(&t->lock);
+	ck_assert_int_eq(kvmm_prefix_prefetch(e.c, NULL, e.tok[0], n,
+					      layered ? KVMM_PREFETCH_LAYERWISE : 0, &pf, &found),
+			 0);
+	ck_assert_uint_eq(found, n);
+	got = (uint32_t)kvmm_prefetch_wait(e.c, pf, n, UINT64_MAX);
+	kvmm_prefetch_release(e.c, pf);
+	ck_assert_uint_eq(got, 3 * e.tpb);
+	ck_assert_uint_eq(cached(&e, 0), 3 * e.tpb);
+	st = tstats(&e);
+	ck_assert_uint_eq(st.verify_failures, 1);
+	ck_assert_uint_ge(st.restore_failures, 1);
+	ck_assert_uint_eq(st.blocks[KVMM_RES_INFLIGHT], 0);
+	ct_verify(e.c);
+	/* the three blocks are exact; the bad record is gone */
+	ck_assert_uint_eq(restore_check(&e, 0, 3 * e.tpb), 3 * e.tpb);
+	pthread_mutex_lock(&t->lock);
+	ck_assert_ptr_null(tidx_find(t, keys[3], NULL));
+	pthread_mutex_unlock(&t->lock);
+	/* usable: filled again, evicted, restored whole */
+	fill(&e, 0);
+	ck_assert_int_ge(kvmm_prefix_evict(e.c, 1000), NBLK);
+	kvmm_tiers_flush(e.c);
+	ck_assert_uint_eq(restore_check(&e, 0, n), n);
+	ct_verify(e.c);
+	env_close(&e, true);
+}
+END_TEST
+
 /* Layer-wise: attach at once, wait per layer, read every layer. */
 START_TEST(test_layerwise_attach)
 {
@@ -389,7 +444,8 @@ START_TEST(test_layerwise_attach)
 
 		ck_assert_int_eq(kvmm_prefetch_wait_layer(e.c, pf, l), 0);
 		ck_assert_int_eq(kvmm_prefetch_layer_event(e.c, pf, l, &ev), 0);
-		ck_assert_uint_eq(ev, 0); /* no events on the host backend */
+		if (!getenv("KVMM_TIER_COPY_ASYNC"))
+			ck_assert_uint_eq(ev, 0); /* no events on the host backend */
 	}
 	ct_check(e.c, s, 1, 0, n);
 	ck_assert_int_eq(kvmm_prefetch_wait(e.c, pf, n, UINT64_MAX), (int64_t)n);
@@ -548,10 +604,24 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+/* The same with the copies of an asynchronous engine (emulated streams:
+ * copies complete later, on other threads, as on a GPU). */
+static void async_setup(void)
+{
+	setenv("KVMM_TIER_COPY_ASYNC", "1", 1);
+	tf_setup();
+}
+
+static void async_teardown(void)
+{
+	tf_teardown();
+	unsetenv("KVMM_TIER_COPY_ASYNC");
+}
+
 int main(void)
 {
 	Suite *s;
-	TCase *tc;
+	TCase *tc, *ta;
 
 	if (tf_need_direct())
 		return 77;
@@ -567,9 +637,21 @@ int main(void)
 	tcase_add_loop_test(tc, test_corrupt_record_not_served, 0, 3);
 	tcase_add_loop_test(tc, test_layerwise_attach, 0, 6);
 	tcase_add_loop_test(tc, test_restore_bypasses_admission, 0, 3);
+	tcase_add_loop_test(tc, test_corrupt_host_record_not_served, 0, 6);
 	tcase_add_loop_test(tc, test_hint_prefetches, 0, 3);
 	tcase_add_test(tc, test_bad_args);
 	tcase_add_loop_test(tc, test_concurrent, 3, 6);
 	suite_add_tcase(s, tc);
+	ta = tcase_create("tiers-async");
+	tcase_set_timeout(ta, 300);
+	tcase_add_checked_fixture(ta, async_setup, async_teardown);
+	tcase_add_loop_test(ta, test_roundtrip_write_back, 0, 6);
+	tcase_add_loop_test(ta, test_roundtrip_write_through, 0, 3);
+	tcase_add_loop_test(ta, test_restart_from_disk, 0, 3);
+	tcase_add_loop_test(ta, test_corrupt_host_record_not_served, 0, 6);
+	tcase_add_loop_test(ta, test_layerwise_attach, 0, 3);
+	tcase_add_loop_test(ta, test_restore_bypasses_admission, 0, 3);
+	tcase_add_loop_test(ta, test_concurrent, 3, 6);
+	suite_add_tcase(s, ta);
 	return tu_run(s);
 }
