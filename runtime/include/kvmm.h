@@ -565,10 +565,11 @@ int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);
  * blocks are records (docs/disk-format.md) keyed by a hash chained over the
  * prefix's token ids in its namespace, so after a restart the prefixes on
  * disk are hits again.  Every record is checksummed and verified (with its
- * token ids and parent) before any byte of it reaches the device: a
- * corrupt, torn, short or unreadable record is a miss, counted and logged
- * once, never data.  A block being restored is not visible to any request
- * until its copy is complete.  docs/tiers.md describes the design.
+ * token ids and parent) before any request can see its block: a corrupt,
+ * torn, short or unreadable record is a miss, counted and logged once,
+ * never data.  A block being restored is not visible to any request until
+ * its copy is complete and its checksum verified (the checksum is computed
+ * while the copy runs).  docs/tiers.md describes the design.
  * ---------------------------------------------------------------------- */
 
 /* Residency of blocks (the same numbering as the kernel module's tiers). */
@@ -585,7 +586,18 @@ enum kvmm_write_policy {
 	KVMM_WRITE_THROUGH = 1, /* copy down as soon as the tier above has it */
 };
 
-/* Encoding of spilled payloads (quantize-on-spill; off by default). */
+/*
+ * Encoding of spilled payloads (quantize-on-spill; off by default).  FP8
+ * and INT8 store each row of head_dim elements (one token of one head) as
+ * 1-byte values and one fp32 scale (about half the bytes over PCIe, in
+ * the host pool and on disk; kvmm_pack()'s layout), on the GPU with
+ * libkvmm's pack kernels, elsewhere on the CPU.  A restored element x' of
+ * x, with amax the largest |x| of its row and u the cache type's unit
+ * roundoff (2^-8 bf16, 2^-11 fp16):
+ *   INT8: |x' - x| <= amax / 254 + u |x'|
+ *   FP8:  |x' - x| <= max(|x| / 16, amax / 458752) + u |x'|
+ * The cache must hold fp16 or bf16 (elem_size 2; kv_dtype says which).
+ */
 enum kvmm_spill_encoding {
 	KVMM_SPILL_RAW = 0,  /* the block's bytes */
 	KVMM_SPILL_FP8 = 1,  /* FP8 e4m3 + per-token-per-head scales (fp16/bf16 caches) */
@@ -600,7 +612,7 @@ enum kvmm_host_placement {
 };
 
 /* kvmm_tiers_config.flags */
-#define KVMM_TIERS_HOST_THP	 (1u << 0) /* transparent huge pages for the pool */
+#define KVMM_TIERS_HOST_THP	 (1u << 0) /* transparent huge pages, never the module's pool */
 #define KVMM_TIERS_HOST_HUGETLB	 (1u << 1) /* 2 MiB hugetlb pages (must be reserved) */
 #define KVMM_TIERS_NO_KMOD	 (1u << 2) /* never the kernel module's pools */
 #define KVMM_TIERS_DISK_BUFFERED (1u << 3) /* allow a filesystem without O_DIRECT */
@@ -609,8 +621,9 @@ enum kvmm_host_placement {
 	(1u << 5) /* restart scan reads headers only
 						* (payloads are verified on read) */
 #define KVMM_TIERS_NO_VERIFY_HOST \
-	(1u << 6) /* trust host records (disk ones are
+	(1u << 6)			 /* trust host records (disk ones are
 						* always verified) */
+#define KVMM_TIERS_HOST_NO_THP (1u << 7) /* 4 KiB pages for the pool (default: THP) */
 
 struct kvmm_tiers_config {
 	uint64_t host_bytes; /* pinned host pool; at least one record */
@@ -633,6 +646,10 @@ struct kvmm_tiers_config {
 	/* errors and placement problems, once per kind; may be NULL */
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
+	uint32_t kv_dtype; /* with FP8/INT8: the cache's element type,
+			    * KVMM_DTYPE_FP16 or KVMM_DTYPE_BF16 (Kernels
+			    * section); 0 otherwise */
+	uint32_t __pad;
 };
 
 /*
@@ -732,8 +749,9 @@ struct kvmm_tiers_stats {
 	uint64_t host_reclaimed;   /* host records the kernel module dropped
 				    * under memory pressure (read as misses) */
 	uint32_t encoding;	   /* enum kvmm_spill_encoding */
-	uint32_t __pad;
-	char host_source[96]; /* "anon", "kvmm pool <name>", ... */
+	uint32_t quant_on_device;  /* quantized by the GPU's pack kernels (0: the
+				    * CPU's codec, or raw) */
+	char host_source[96];	   /* "anon", "kvmm pool <name>", ... */
 };
 /* Snapshot.  -EINVAL (also: tiers not enabled).  Thread-safe. */
 int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st);

@@ -57,6 +57,7 @@
 	X(cuStreamCreate)                \
 	X(cuStreamDestroy)               \
 	X(cuStreamSynchronize)           \
+	X(cuStreamQuery)                 \
 	X(cuStreamWaitEvent)             \
 	X(cuEventCreate)                 \
 	X(cuEventDestroy)                \

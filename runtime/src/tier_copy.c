@@ -15,9 +15,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cuda_driver.h"
+#include "kvmm.h"
 #include "tier_copy.h"
 
 /* A marker waited for by the completion thread. */
@@ -44,6 +46,19 @@ struct emu_stream {
 	bool started;
 };
 
+#define QUANT_MAX_SLOTS 16
+
+#ifdef KVMM_HAVE_CUDA
+/* One direction's quantizing pipeline (tier_copy_queue_quant). */
+struct quant_dir {
+	CUstream side; /* the pack kernels (D2H) or the staging copies (H2D) */
+	CUdeviceptr staging;
+	CUevent side_done[QUANT_MAX_SLOTS], main_done[QUANT_MAX_SLOTS];
+	bool used[QUANT_MAX_SLOTS];
+	uint32_t next;
+};
+#endif
+
 struct tier_copy {
 	struct kvmm_backend *be;
 	bool emu; /* emulated streams (KVMM_TIER_COPY_ASYNC) */
@@ -52,6 +67,13 @@ struct tier_copy {
 	const struct kvmm_cuda_driver *drv;
 	CUcontext ctx;
 	CUstream stream[2];
+	/* quantizing copies */
+	struct kvmm_kernels *kern;
+	struct quant_dir qd[2];
+	uint64_t qslot_bytes;
+	uint32_t nq;
+	pthread_mutex_t qlock;
+	bool qlock_init;
 #endif
 	/* first error of a synchronous copy, per direction, until synced */
 	_Atomic int err[2];
@@ -162,6 +184,147 @@ static int emu_start(struct tier_copy *tc)
 	return 0;
 }
 
+/* ---- quantizing copies (CUDA) --------------------------------------------- */
+
+#ifdef KVMM_HAVE_CUDA
+static void quant_fini(struct tier_copy *tc)
+{
+	const struct kvmm_cuda_driver *d = tc->drv;
+
+	for (int dir = 0; dir < 2; dir++) {
+		struct quant_dir *q = &tc->qd[dir];
+
+		if (q->side) {
+			d->cuStreamSynchronize(q->side);
+			d->cuStreamDestroy(q->side);
+		}
+		for (uint32_t k = 0; k < QUANT_MAX_SLOTS; k++) {
+			if (q->side_done[k])
+				d->cuEventDestroy(q->side_done[k]);
+			if (q->main_done[k])
+				d->cuEventDestroy(q->main_done[k]);
+		}
+		if (q->staging)
+			d->cuMemFree(q->staging);
+		memset(q, 0, sizeof(*q));
+	}
+	kvmm_kernels_close(tc->kern);
+	tc->kern = NULL;
+}
+#endif
+
+int tier_copy_quant_init(struct tier_copy *tc, uint64_t q_bytes, uint32_t nslots)
+{
+#ifdef KVMM_HAVE_CUDA
+	const struct kvmm_cuda_driver *d = tc->drv;
+	int ret;
+
+	if (!d)
+		return -ENOTSUP;
+	if (!q_bytes || !nslots || nslots > QUANT_MAX_SLOTS)
+		return -EINVAL;
+	ret = kvmm_kernels_open(tc->be, &tc->kern);
+	if (ret)
+		return ret; /* -ENOTSUP: built without the kernels */
+	ret = kvmm_cuda_ctx_enter(d, tc->ctx);
+	tc->qslot_bytes = (q_bytes + 255) & ~255ull;
+	tc->nq = nslots;
+	for (int dir = 0; dir < 2 && !ret; dir++) {
+		struct quant_dir *q = &tc->qd[dir];
+
+		ret = kvmm_cuda_errno(d->cuStreamCreate(&q->side, CU_STREAM_NON_BLOCKING));
+		if (!ret)
+			ret = kvmm_cuda_errno(d->cuMemAlloc(&q->staging, tc->qslot_bytes * nslots));
+		/* the payload's pads are never written by the kernels: zero
+		 * once, they stay zero (records hash them) */
+		if (!ret)
+			ret = kvmm_cuda_errno(
+				d->cuMemsetD8(q->staging, 0, tc->qslot_bytes * nslots));
+		for (uint32_t k = 0; k < nslots && !ret; k++) {
+			ret = kvmm_cuda_errno(
+				d->cuEventCreate(&q->side_done[k], CU_EVENT_DISABLE_TIMING));
+			if (!ret)
+				ret = kvmm_cuda_errno(d->cuEventCreate(&q->main_done[k],
+								       CU_EVENT_DISABLE_TIMING));
+		}
+	}
+	if (ret) {
+		quant_fini(tc);
+		return ret;
+	}
+	pthread_mutex_init(&tc->qlock, NULL);
+	tc->qlock_init = true;
+	return 0;
+#else
+	(void)tc, (void)q_bytes, (void)nslots;
+	return -ENOTSUP;
+#endif
+}
+
+int tier_copy_has_quant(const struct tier_copy *tc)
+{
+#ifdef KVMM_HAVE_CUDA
+	return tc->kern != NULL;
+#else
+	(void)tc;
+	return 0;
+#endif
+}
+
+int tier_copy_queue_quant(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void *host,
+			  const struct tier_quant_copy *qc)
+{
+#ifdef KVMM_HAVE_CUDA
+	const struct kvmm_cuda_driver *d = tc->drv;
+	struct quant_dir *q = &tc->qd[dir];
+	struct kvmm_pack_run run = {.addr = dev, .bytes = qc->raw_bytes};
+	struct kvmm_pack_params p = {.runs = &run,
+				     .nruns = 1,
+				     .quant = qc->kind,
+				     .dtype = qc->dtype,
+				     .row_elems = qc->row_elems,
+				     .staging_bytes = tc->qslot_bytes};
+	CUstream main = tc->stream[dir];
+	uint32_t k;
+	int ret;
+
+	if (!tc->kern || qc->q_bytes > tc->qslot_bytes)
+		return -EINVAL;
+	ret = kvmm_cuda_ctx_enter(d, tc->ctx);
+	if (ret)
+		return ret;
+	/* Slot k's use: side then main, each waiting for the other's
+	 * previous step on k; issued under the lock so the event records
+	 * and waits of two callers never interleave. */
+	pthread_mutex_lock(&tc->qlock);
+	k = q->next;
+	q->next = (k + 1) % tc->nq;
+	p.staging = q->staging + (uint64_t)k * tc->qslot_bytes;
+	if (q->used[k])
+		ret = kvmm_cuda_errno(d->cuStreamWaitEvent(q->side, q->main_done[k], 0));
+	if (!ret)
+		ret = dir == TIER_D2H ? kvmm_pack(tc->kern, &p, (uint64_t)(uintptr_t)q->side)
+				      : kvmm_cuda_errno(d->cuMemcpyHtoDAsync(p.staging, host,
+									     qc->q_bytes, q->side));
+	if (!ret)
+		ret = kvmm_cuda_errno(d->cuEventRecord(q->side_done[k], q->side));
+	if (!ret)
+		ret = kvmm_cuda_errno(d->cuStreamWaitEvent(main, q->side_done[k], 0));
+	if (!ret)
+		ret = dir == TIER_D2H ? kvmm_cuda_errno(d->cuMemcpyDtoHAsync(host, p.staging,
+									     qc->q_bytes, main))
+				      : kvmm_unpack(tc->kern, &p, (uint64_t)(uintptr_t)main);
+	if (!ret)
+		ret = kvmm_cuda_errno(d->cuEventRecord(q->main_done[k], main));
+	q->used[k] = true;
+	pthread_mutex_unlock(&tc->qlock);
+	return ret;
+#else
+	(void)tc, (void)dir, (void)dev, (void)host, (void)qc;
+	return -ENOTSUP;
+#endif
+}
+
 /* ---- completion notices ---------------------------------------------------- */
 
 /* Waits for each notice's event in turn, then tells its owner. */
@@ -267,7 +430,10 @@ void tier_copy_destroy(struct tier_copy *tc)
 			tc->drv->cuStreamSynchronize(tc->stream[i]);
 			tc->drv->cuStreamDestroy(tc->stream[i]);
 		}
+		quant_fini(tc);
 	}
+	if (tc->qlock_init)
+		pthread_mutex_destroy(&tc->qlock);
 #endif
 	free(tc);
 }
@@ -306,13 +472,44 @@ int tier_copy_queue(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void 
 	return ret;
 }
 
+#ifdef KVMM_HAVE_CUDA
+/* A marker after everything queued in dir whose waiters sleep instead of
+ * spinning (CU_EVENT_BLOCKING_SYNC): a thread waiting for a copy leaves
+ * its core to the checksum threads.  The caller destroys *e. */
+static int record_blocking(struct tier_copy *tc, enum tier_dir dir, CUevent *e)
+{
+	const struct kvmm_cuda_driver *d = tc->drv;
+	int ret = kvmm_cuda_ctx_enter(d, tc->ctx);
+
+	if (!ret)
+		ret = kvmm_cuda_errno(
+			d->cuEventCreate(e, CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC));
+	if (ret)
+		return ret;
+	ret = kvmm_cuda_errno(d->cuEventRecord(*e, tc->stream[dir]));
+	/* and have the driver submit what is queued now: it may hold queued
+	 * copies back until something waits (measured: restores hashed
+	 * while their copies had not started) */
+	if (!ret)
+		d->cuStreamQuery(tc->stream[dir]);
+	if (ret)
+		d->cuEventDestroy(*e);
+	return ret;
+}
+#endif
+
 int tier_copy_sync(struct tier_copy *tc, enum tier_dir dir)
 {
 #ifdef KVMM_HAVE_CUDA
 	if (tc->drv) {
-		int ret = kvmm_cuda_ctx_enter(tc->drv, tc->ctx);
+		CUevent e;
+		int ret = record_blocking(tc, dir, &e);
 
-		return ret ? ret : kvmm_cuda_errno(tc->drv->cuStreamSynchronize(tc->stream[dir]));
+		if (ret) /* no event: the stream itself (spinning) */
+			return kvmm_cuda_errno(tc->drv->cuStreamSynchronize(tc->stream[dir]));
+		ret = kvmm_cuda_errno(tc->drv->cuEventSynchronize(e));
+		tc->drv->cuEventDestroy(e);
+		return ret;
 	}
 #endif
 	if (tc->emu) {
@@ -418,7 +615,15 @@ int tier_copy_notify(struct tier_copy *tc, enum tier_dir dir, tier_copy_done_fn 
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	ret = tier_copy_record(tc, dir, &n->ev);
+#ifdef KVMM_HAVE_CUDA
+	if (tc->drv) {
+		CUevent e;
+
+		ret = record_blocking(tc, dir, &e);
+		n->ev = ret ? 0 : (uint64_t)(uintptr_t)e;
+	} else
+#endif
+		ret = tier_copy_record(tc, dir, &n->ev);
 	if (ret) {
 		free(n);
 		return ret;

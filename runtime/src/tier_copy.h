@@ -52,6 +52,30 @@ void tier_copy_event_free(struct tier_copy *tc, uint64_t ev);
  */
 typedef void (*tier_copy_done_fn)(void *arg, int err);
 int tier_copy_notify(struct tier_copy *tc, enum tier_dir dir, tier_copy_done_fn fn, void *arg);
+/* Quantized copies (quantize-on-spill; tier_quant.h's payload layout). */
+struct tier_quant_copy {
+	uint32_t kind;	    /* TIER_QUANT_* (the values of enum kvmm_quant) */
+	uint32_t dtype;	    /* TIER_DTYPE_* (the values of enum kvmm_dtype) */
+	uint32_t row_elems; /* elements per scale */
+	uint64_t raw_bytes; /* of the block at dev */
+	uint64_t q_bytes;   /* of the payload at host */
+};
+/*
+ * Quantize and dequantize on the device: libkvmm's pack kernels through a
+ * ring of nslots device staging buffers of q_bytes per direction, on a
+ * second stream per direction so that the copies of one block overlap the
+ * kernels of the next.  -ENOTSUP where there are none (not CUDA, or built
+ * without the kernels): the caller quantizes on the CPU then.
+ */
+int tier_copy_quant_init(struct tier_copy *tc, uint64_t q_bytes, uint32_t nslots);
+int tier_copy_has_quant(const struct tier_copy *tc);
+/*
+ * D2H: pack the block at dev into its quantized payload at host; H2D:
+ * unpack the payload at host into the block at dev.  Ordered with dir's
+ * other copies: sync, record and notify of dir cover it.
+ */
+int tier_copy_queue_quant(struct tier_copy *tc, enum tier_dir dir, uint64_t dev, void *host,
+			  const struct tier_quant_copy *q);
 /* Does this engine copy asynchronously (CUDA)? */
 int tier_copy_is_async(const struct tier_copy *tc);
 

@@ -103,26 +103,34 @@ static int resolve_node(struct tier_host *h)
 
 /* ---- parallel pre-touch and registration --------------------------------- */
 
+/*
+ * Pieces of the mapping are populated by every thread in turn; a chunk is
+ * registered by the thread that populated its last piece, while the others
+ * go on populating, so pinning overlaps population instead of following
+ * it.
+ */
 struct work {
 	struct tier_host *h;
-	_Atomic uint64_t next_piece, next_chunk;
-	uint64_t npieces;
-	/* every thread touches, then all register: a barrier whose size is
-	 * known only once the threads are created */
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	uint32_t arrived, expected;
+	_Atomic uint64_t next_piece, next_chunk, touched;
+	uint64_t npieces, t0;
+	_Atomic uint32_t *left; /* per chunk: its pieces not populated yet */
+	_Atomic uint64_t populate_ns;
 	_Atomic int err;
 };
 
-static void all_touched(struct work *w)
+/* The chunks that piece i overlaps: [*first, *last]; false if none. */
+static bool piece_chunks(const struct tier_host *h, uint64_t i, uint32_t *first, uint32_t *last)
 {
-	pthread_mutex_lock(&w->m);
-	w->arrived++;
-	pthread_cond_broadcast(&w->c);
-	while (!w->expected || w->arrived < w->expected)
-		pthread_cond_wait(&w->c, &w->m);
-	pthread_mutex_unlock(&w->m);
+	uint64_t off = i * TOUCH_PIECE, end = off + TOUCH_PIECE;
+	uint64_t used = (uint64_t)h->nslots * h->slot_bytes;
+
+	if (off >= used)
+		return false;
+	if (end > used)
+		end = used;
+	*first = (uint32_t)(off / h->chunk_bytes);
+	*last = (uint32_t)((end - 1) / h->chunk_bytes);
+	return true;
 }
 
 static int touch(struct tier_host *h, char *p, uint64_t len)
@@ -166,36 +174,64 @@ static void *worker(void *arg)
 
 	if (h->bind_threads)
 		pthread_setaffinity_np(pthread_self(), sizeof(h->cpus), &h->cpus);
-	if (!h->mem.populated && !(h->cfg.flags & TIER_HOST_NO_TOUCH)) {
-		while ((i = atomic_fetch_add(&w->next_piece, 1)) < w->npieces && !w->err) {
-			uint64_t off = i * TOUCH_PIECE, len = h->mem.bytes - off;
-
-			ret = touch(h, (char *)h->mem.base + off,
-				    len < TOUCH_PIECE ? len : TOUCH_PIECE);
+	if (!w->left) {
+		/* nothing to populate: register chunk after chunk */
+		while ((i = atomic_fetch_add(&w->next_chunk, 1)) < h->nchunks && !w->err) {
+			ret = register_chunk(h, (uint32_t)i);
 			if (ret)
 				atomic_store(&w->err, ret);
 		}
+		return NULL;
 	}
-	/* every page is in before anything is pinned */
-	all_touched(w);
-	while ((i = atomic_fetch_add(&w->next_chunk, 1)) < h->nchunks && !w->err) {
-		ret = register_chunk(h, (uint32_t)i);
-		if (ret)
+	while ((i = atomic_fetch_add(&w->next_piece, 1)) < w->npieces && !w->err) {
+		uint64_t off = i * TOUCH_PIECE, len = h->mem.bytes - off;
+		uint32_t c0, c1;
+
+		ret = touch(h, (char *)h->mem.base + off, len < TOUCH_PIECE ? len : TOUCH_PIECE);
+		if (ret) {
 			atomic_store(&w->err, ret);
+			break;
+		}
+		if (atomic_fetch_add(&w->touched, 1) + 1 == w->npieces)
+			atomic_store(&w->populate_ns, kvmm_now_ns() - w->t0);
+		if (!piece_chunks(h, i, &c0, &c1))
+			continue;
+		/* every page of a chunk is in before it is pinned */
+		for (uint32_t c = c0; c <= c1 && !w->err; c++) {
+			if (atomic_fetch_sub(&w->left[c], 1) != 1)
+				continue;
+			ret = register_chunk(h, c);
+			if (ret)
+				atomic_store(&w->err, ret);
+		}
 	}
 	return NULL;
 }
 
 static int populate(struct tier_host *h, uint32_t nthreads)
 {
-	struct work w = {.h = h, .npieces = (h->mem.bytes + TOUCH_PIECE - 1) / TOUCH_PIECE};
+	struct work w = {.h = h,
+			 .npieces = (h->mem.bytes + TOUCH_PIECE - 1) / TOUCH_PIECE,
+			 .t0 = kvmm_now_ns()};
 	pthread_t *t = calloc(nthreads, sizeof(*t));
 	uint32_t started = 0;
 
 	if (!t)
 		return -ENOMEM;
-	pthread_mutex_init(&w.m, NULL);
-	pthread_cond_init(&w.c, NULL);
+	if (!h->mem.populated && !(h->cfg.flags & TIER_HOST_NO_TOUCH)) {
+		w.left = calloc(h->nchunks, sizeof(*w.left));
+		if (!w.left) {
+			free(t);
+			return -ENOMEM;
+		}
+		for (uint64_t i = 0; i < w.npieces; i++) {
+			uint32_t c0, c1;
+
+			if (piece_chunks(h, i, &c0, &c1))
+				for (uint32_t c = c0; c <= c1; c++)
+					atomic_fetch_add(&w.left[c], 1);
+		}
+	}
 	/* the calling thread is one of the workers; fewer threads than asked
 	 * (creation failed) only makes it slower */
 	for (uint32_t i = 1; i < nthreads; i++) {
@@ -203,17 +239,13 @@ static int populate(struct tier_host *h, uint32_t nthreads)
 			break;
 		started++;
 	}
-	pthread_mutex_lock(&w.m);
-	w.expected = started + 1;
-	pthread_cond_broadcast(&w.c);
-	pthread_mutex_unlock(&w.m);
 	worker(&w);
 	for (uint32_t i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
-	pthread_cond_destroy(&w.c);
-	pthread_mutex_destroy(&w.m);
 	free(t);
+	free((void *)w.left);
 	h->st.threads = started + 1;
+	h->st.populate_ns = atomic_load(&w.populate_ns);
 	return atomic_load(&w.err);
 }
 

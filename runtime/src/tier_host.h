@@ -67,7 +67,8 @@ struct tier_host_stats {
 	bool pinned;	       /* registered with the CUDA driver */
 	uint64_t pinned_bytes;
 	uint64_t create_ns;  /* whole creation */
-	uint64_t touch_ns;   /* pre-touch + registration (parallel) */
+	uint64_t touch_ns;    /* pre-touch + registration (parallel, overlapped) */
+	uint64_t populate_ns; /* until every page was populated (0: none to do) */
 	uint64_t alloc_fail; /* -ENOSPC from tier_host_alloc */
 };
 

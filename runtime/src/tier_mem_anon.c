@@ -5,7 +5,9 @@
  * hugetlb pages on request.  Placement and pre-touch are the host tier's.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "tier_mem.h"
@@ -15,9 +17,24 @@
 #endif
 #define HUGE (2ull << 20)
 
+/* Does the kernel give transparent huge pages to madvised memory? */
+static bool thp_available(void)
+{
+	char line[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (!f)
+		return false; /* a kernel without THP */
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	return !strstr(line, "[never]");
+}
+
 static int anon_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t flags)
 {
 	uint64_t total = bytes + HUGE, start, aligned;
+	bool thp;
 	void *p;
 
 	if (!bytes || bytes % HUGE)
@@ -45,8 +62,13 @@ static int anon_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t fl
 			       start + total - aligned - bytes);
 		m->base = (void *)(uintptr_t)aligned;
 		m->page = 4096;
-		madvise(m->base, bytes, flags & TIER_MEM_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-		snprintf(m->desc, sizeof(m->desc), "anon%s", flags & TIER_MEM_THP ? " thp" : "");
+		/* THP where the kernel offers it; else 4 KiB pages, said so */
+		thp = (flags & TIER_MEM_THP) && thp_available() &&
+		      !madvise(m->base, bytes, MADV_HUGEPAGE);
+		if (!thp)
+			madvise(m->base, bytes, MADV_NOHUGEPAGE);
+		snprintf(m->desc, sizeof(m->desc), "anon%s",
+			 thp ? " thp" : flags & TIER_MEM_THP ? " (no thp here)" : "");
 	}
 	m->bytes = bytes;
 	m->populated = false;

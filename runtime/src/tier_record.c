@@ -10,6 +10,7 @@
 
 #include "tier_hash.h"
 #include "tier_le.h"
+#include "tier_quant.h"
 #include "tier_record.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -37,7 +38,9 @@ enum {
 	OFF_PAYLOAD_HASH = 96,
 	OFF_RAW_BYTES = 104,
 	OFF_FLAGS = 112,
-	OFF_RESERVED_116 = 116,
+	OFF_RESERVED_116 = 116, /* version 1: reserved */
+	OFF_DTYPE = 116,	/* version 2: dtype (u8) */
+	OFF_ROW_SHIFT = 117,	/* version 2: log2(row_elems) (u8), then 2 zero bytes */
 	OFF_RESERVED_120 = 120,
 	OFF_TOKENS = TIER_REC_FIXED_BYTES,
 	/* the header hash covers [OFF_HASHED, hdr_bytes) */
@@ -114,10 +117,20 @@ uint64_t tier_geometry_id(const struct kvmm_cache_info *info)
 
 static bool rec_fields_ok(const struct tier_rec *r)
 {
-	return r->ntokens <= TIER_REC_MAX_TOKENS && r->encoding < TIER_ENC__COUNT &&
-	       r->payload_bytes <= TIER_REC_MAX_PAYLOAD && r->raw_bytes <= TIER_REC_MAX_PAYLOAD &&
-	       r->hash_shift >= HASH_SHIFT_MIN && r->hash_shift <= HASH_SHIFT_MAX && !r->flags &&
-	       (r->encoding != TIER_ENC_RAW || r->raw_bytes == r->payload_bytes);
+	if (r->ntokens > TIER_REC_MAX_TOKENS || r->encoding >= TIER_ENC__COUNT ||
+	    r->payload_bytes > TIER_REC_MAX_PAYLOAD || r->raw_bytes > TIER_REC_MAX_PAYLOAD ||
+	    r->hash_shift < HASH_SHIFT_MIN || r->hash_shift > HASH_SHIFT_MAX || r->flags)
+		return false;
+	if (r->encoding == TIER_ENC_RAW)
+		return r->raw_bytes == r->payload_bytes && !r->dtype && !r->row_elems;
+	/* quantized: the payload is exactly what its shape gives */
+	return (r->dtype == TIER_DTYPE_FP16 || r->dtype == TIER_DTYPE_BF16) &&
+	       r->payload_bytes == tier_quant_bytes(r->raw_bytes, r->row_elems);
+}
+
+static uint32_t log2u(uint32_t v)
+{
+	return 31 - (uint32_t)__builtin_clz(v);
 }
 
 int tier_rec_encode(void *buf, size_t len, struct tier_rec *r, const uint32_t *tokens)
@@ -138,8 +151,18 @@ int tier_rec_encode(void *buf, size_t len, struct tier_rec *r, const uint32_t *t
 		return -ENOSPC;
 	memset(b, 0, hb);
 	tier_put_le64(b + OFF_MAGIC, TIER_REC_MAGIC);
-	b[OFF_VERSION] = TIER_REC_VERSION & 0xff;
-	b[OFF_VERSION + 1] = TIER_REC_VERSION >> 8;
+	{
+		/* raw records stay version 1, which readers before quantized
+		 * records read; those readers refuse version 2 */
+		uint32_t v = r->encoding == TIER_ENC_RAW ? TIER_REC_VERSION : TIER_REC_VERSION_Q;
+
+		b[OFF_VERSION] = v & 0xff;
+		b[OFF_VERSION + 1] = (unsigned char)(v >> 8);
+	}
+	if (r->encoding != TIER_ENC_RAW) {
+		b[OFF_DTYPE] = (unsigned char)r->dtype;
+		b[OFF_ROW_SHIFT] = (unsigned char)log2u(r->row_elems);
+	}
 	b[OFF_HASH_SHIFT] = (unsigned char)r->hash_shift;
 	tier_put_le32(b + OFF_HDR_BYTES, hb);
 	tier_put_le64(b + OFF_SEQ, r->seq);
@@ -185,16 +208,25 @@ int tier_rec_decode(const void *buf, size_t len, struct tier_rec *r)
 {
 	const unsigned char *b = buf;
 	struct tier_rec d = {0};
-	uint32_t hb;
+	uint32_t hb, version;
 
 	if (!buf || !r)
 		return -EINVAL;
 	if (len < TIER_REC_FIXED_BYTES)
 		return -ENOSPC;
+	version = b[OFF_VERSION] | b[OFF_VERSION + 1] << 8;
 	if (tier_get_le64(b + OFF_MAGIC) != TIER_REC_MAGIC ||
-	    (b[OFF_VERSION] | b[OFF_VERSION + 1] << 8) != TIER_REC_VERSION || b[OFF_RESERVED_19] ||
-	    tier_get_le32(b + OFF_RESERVED_116) || tier_get_le64(b + OFF_RESERVED_120))
+	    (version != TIER_REC_VERSION && version != TIER_REC_VERSION_Q) || b[OFF_RESERVED_19] ||
+	    tier_get_le64(b + OFF_RESERVED_120))
 		return -EBADMSG;
+	if (version == TIER_REC_VERSION_Q) {
+		if (b[OFF_ROW_SHIFT] > 31 || b[OFF_ROW_SHIFT + 1] || b[OFF_ROW_SHIFT + 2])
+			return -EBADMSG;
+		d.dtype = b[OFF_DTYPE];
+		d.row_elems = 1u << b[OFF_ROW_SHIFT];
+	} else if (tier_get_le32(b + OFF_RESERVED_116)) {
+		return -EBADMSG;
+	}
 	d.hash_shift = b[OFF_HASH_SHIFT];
 	hb = tier_get_le32(b + OFF_HDR_BYTES);
 	d.seq = tier_get_le64(b + OFF_SEQ);
@@ -210,7 +242,9 @@ int tier_rec_decode(const void *buf, size_t len, struct tier_rec *r)
 	d.payload_hash = tier_get_le64(b + OFF_PAYLOAD_HASH);
 	d.raw_bytes = tier_get_le64(b + OFF_RAW_BYTES);
 	d.flags = tier_get_le32(b + OFF_FLAGS);
-	if (!rec_fields_ok(&d) || hb != tier_rec_hdr_bytes(d.ntokens))
+	/* version 2 is exactly the quantized encodings */
+	if (!rec_fields_ok(&d) || hb != tier_rec_hdr_bytes(d.ntokens) ||
+	    (version == TIER_REC_VERSION_Q) != (d.encoding != TIER_ENC_RAW))
 		return -EBADMSG;
 	if (hb > len)
 		return -ENOSPC;

@@ -24,7 +24,8 @@
 #include "kvmm.h"
 
 #define TIER_REC_MAGIC	     0x314345524d4d564bull /* "KVMMREC1" little-endian */
-#define TIER_REC_VERSION     1
+#define TIER_REC_VERSION     1			   /* raw records */
+#define TIER_REC_VERSION_Q   2			   /* quantized records (encoding FP8 or INT8) */
 #define TIER_REC_ALIGN	     4096u
 #define TIER_REC_FIXED_BYTES 128u
 /* Limits that keep every size computation in range. */
@@ -54,6 +55,9 @@ struct tier_rec {
 	uint32_t flags;	       /* reserved, 0 */
 	uint32_t hash_shift;   /* chunk size of the payload hash: 2^hash_shift */
 	uint32_t hdr_bytes;    /* filled by encode/decode */
+	/* quantized records (tier_quant.h's payload): */
+	uint32_t dtype;	    /* of the decoded KV: enum tier_quant_dtype (0 for RAW) */
+	uint32_t row_elems; /* elements per scale (one token of one head; 0 for RAW) */
 };
 
 /* Bytes of the header region for ntokens token ids. */

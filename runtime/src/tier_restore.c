@@ -232,8 +232,9 @@ static uint32_t check_headers(struct kvmm_tiers *t, struct kvmm_prefetch *pf, ui
 
 		if (tier_rec_decode(buf, t->rec_bytes, &r) || r.key != pf->keys[i] ||
 		    r.parent != (i ? pf->keys[i - 1] : root_key(pf)) || r.geometry != t->geometry ||
-		    memcmp(&r.ns, &pf->ns, sizeof(r.ns)) || r.encoding != TIER_ENC_RAW ||
-		    r.payload_bytes != t->c->g.block_bytes ||
+		    memcmp(&r.ns, &pf->ns, sizeof(r.ns)) || r.encoding != t->enc ||
+		    r.payload_bytes != t->payload_bytes || r.raw_bytes != t->c->g.block_bytes ||
+		    r.dtype != t->dtype || r.row_elems != t->row_elems ||
 		    r.hash_shift != TIER_HASH_CHUNK_SHIFT ||
 		    !tier_rec_tokens_equal(buf, &r, pf->tokens + (size_t)i * tpb, tpb))
 			break;
@@ -361,7 +362,7 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 		kvmm_blk_get(c, pf->lblks + from, to - from);
 		pf->nlblks = to;
 	}
-	if (layered && layer_range(c, 0, &off, &len)) {
+	if (layered && t->enc == TIER_ENC_RAW && layer_range(c, 0, &off, &len)) {
 		for (uint32_t l = 0; l < c->g.num_layers && !ret; l++) {
 			layer_range(c, l, &off, &len);
 			for (uint32_t i = from; i < to && !ret; i++)
@@ -377,11 +378,10 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 		return ret;
 	}
 	for (uint32_t i = from; i < to && !ret; i++)
-		ret = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(c, pf->blks[i]),
-				      (char *)tier_host_slot(t->host, pf->slots[i]) + t->hdr_bytes,
-				      c->g.block_bytes);
+		ret = tiers_copy_in(t, pf->slots[i], pf->blks[i]);
 	if (layered && !ret) {
-		/* token-major: one event stands for every layer */
+		/* token-major, or quantized records (a block is unpacked
+		 * whole): one event stands for every layer */
 		ret = tier_copy_record(t->copy, TIER_H2D, &pf->events[0]);
 		for (uint32_t l = 1; l < c->g.num_layers; l++)
 			pf->events[l] = 0;
@@ -599,10 +599,7 @@ static void start_flight(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_
 	*f = (struct pf_flight){.pf = pf, .from = from, .to = end, .bad = end};
 	t0 = kvmm_now_ns();
 	for (uint32_t i = from; i < end && !f->err; i++)
-		f->err = tier_copy_queue(t->copy, TIER_H2D, kvmm_blk_home(t->c, pf->blks[i]),
-					 (char *)tier_host_slot(t->host, pf->slots[i]) +
-						 t->hdr_bytes,
-					 t->c->g.block_bytes);
+		f->err = tiers_copy_in(t, pf->slots[i], pf->blks[i]);
 	tier_prof_add(&t->prof.r_queue, t0);
 	atomic_fetch_add_explicit(&t->prof.r_runs, 1, memory_order_relaxed);
 	pthread_mutex_lock(&t->lock);

@@ -77,10 +77,13 @@ static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, u
 			     .key = key,
 			     .parent = parent,
 			     .ntokens = t->c->g.tpb,
-			     .encoding = TIER_ENC_RAW,
-			     .payload_bytes = t->c->g.block_bytes,
+			     .encoding = t->enc,
+			     .payload_bytes = t->payload_bytes,
+			     .raw_bytes = t->c->g.block_bytes,
 			     .payload_hash = payload_hash,
-			     .hash_shift = TIER_HASH_CHUNK_SHIFT};
+			     .hash_shift = TIER_HASH_CHUNK_SHIFT,
+			     .dtype = t->dtype,
+			     .row_elems = t->row_elems};
 
 	pthread_mutex_lock(&t->lock);
 	r.seq = t->next_seq++;
@@ -99,7 +102,7 @@ static void write_done(struct tier_disk_op *op)
 	if (!op->result) {
 		t->ent[slot].flags |= E_ON_DISK; /* COLD once unpinned below */
 		t->n.spills_disk++;
-		t->n.spill_disk_bytes += t->c->g.block_bytes;
+		t->n.spill_disk_bytes += t->payload_bytes;
 	} else if (op->result != -EEXIST) {
 		t->n.io_errors++;
 	} else {
@@ -162,7 +165,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 			if (j->slots[i] == TIER_NIL)
 				continue;
 			bufs[m] = (char *)tier_host_slot(t->host, j->slots[i]) + t->hdr_bytes;
-			lens[m++] = t->c->g.block_bytes;
+			lens[m++] = t->payload_bytes;
 		}
 		tier_hashpool_payloads(t->hashpool, bufs, lens, m, TIER_HASH_CHUNK_SHIFT, hashes);
 	}
@@ -183,7 +186,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 		tidx_filled(t, s, !ret);
 		if (!ret) {
 			t->n.spills_host++;
-			t->n.spill_host_bytes += t->c->g.block_bytes;
+			t->n.spill_host_bytes += t->payload_bytes;
 			tidx_admit_bump(t, j->keys[i]);
 			tiers_maybe_write(t, s, false);
 			tidx_keep_clean(t);
@@ -276,6 +279,10 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 {
 	struct seal_job *pieces[SEAL_BLOCKS];
 	uint32_t i = 0;
+	/* the CPU codec quantizes from a copy of the block */
+	void *staging = t->enc != TIER_ENC_RAW && !tier_copy_has_quant(t->copy)
+				? malloc(t->c->g.block_bytes)
+				: NULL;
 
 	while (i < j->n) {
 		uint32_t from = i, claimed = 0, npieces = 0;
@@ -329,14 +336,9 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 				continue;
 			}
 			t0 = kvmm_now_ns();
-			for (uint32_t k = a; k < b && !ret; k++) {
-				if (j->slots[k] == TIER_NIL)
-					continue;
-				ret = tier_copy_queue(
-					t->copy, TIER_D2H, kvmm_blk_home(t->c, blks[k]),
-					(char *)tier_host_slot(t->host, j->slots[k]) + t->hdr_bytes,
-					t->c->g.block_bytes);
-			}
+			for (uint32_t k = a; k < b && !ret; k++)
+				if (j->slots[k] != TIER_NIL)
+					ret = tiers_copy_out(t, blks[k], j->slots[k], staging);
 			tier_prof_add(&t->prof.s_queue, t0);
 			piece->copy_err = ret;
 			if (wait == TIER_WAIT_WRITES) {
@@ -369,6 +371,7 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 			seal_run(t, &pieces[k]->job);
 		}
 	}
+	free(staging);
 }
 
 void tiers_keys(const struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint32_t *tokens,

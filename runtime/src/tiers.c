@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tier_quant.h"
 #include "tiers.h"
 
 void tiers_log(struct kvmm_tiers *t, uint32_t kind, const char *fmt, ...)
@@ -141,6 +142,7 @@ static void tiers_free(struct kvmm_tiers *t)
 	tier_copy_destroy(t->copy);
 	tier_hashpool_destroy(t->hashpool);
 	tier_host_destroy(t->host);
+	free(t->qstage);
 	tidx_fini(t);
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
@@ -177,18 +179,56 @@ static int check_config(const struct kvmm_tiers_config *cfg)
 {
 	const uint32_t known = KVMM_TIERS_HOST_THP | KVMM_TIERS_HOST_HUGETLB | KVMM_TIERS_NO_KMOD |
 			       KVMM_TIERS_DISK_BUFFERED | KVMM_TIERS_DISK_DISCARD |
-			       KVMM_TIERS_DISK_SCAN_HEADERS | KVMM_TIERS_NO_VERIFY_HOST;
+			       KVMM_TIERS_DISK_SCAN_HEADERS | KVMM_TIERS_NO_VERIFY_HOST |
+			       KVMM_TIERS_HOST_NO_THP;
 
 	if (!cfg->host_bytes || cfg->flags & ~known ||
 	    (unsigned)cfg->host_placement > KVMM_HOST_NODE ||
 	    (cfg->host_placement == KVMM_HOST_NODE && cfg->host_node < 0) ||
 	    (unsigned)cfg->host_policy > KVMM_WRITE_THROUGH ||
 	    (unsigned)cfg->disk_policy > KVMM_WRITE_THROUGH ||
-	    (unsigned)cfg->encoding > KVMM_SPILL_INT8 || (cfg->disk_dir && !cfg->disk_bytes))
+	    (unsigned)cfg->encoding > KVMM_SPILL_INT8 || (cfg->disk_dir && !cfg->disk_bytes) ||
+	    cfg->kv_dtype > KVMM_DTYPE_BF16 || cfg->__pad ||
+	    ((cfg->flags & KVMM_TIERS_HOST_NO_THP) && (cfg->flags & KVMM_TIERS_HOST_THP)))
 		return -EINVAL;
-	if (cfg->encoding != KVMM_SPILL_RAW)
-		return -EOPNOTSUPP;
 	return 0;
+}
+
+/* What a record's payload is: the block's bytes, or (quantize-on-spill)
+ * 1-byte values and a scale per row of head_dim 2-byte elements. */
+static int set_encoding(struct kvmm_tiers *t, const struct kvmm_cache_info *info)
+{
+	_Static_assert((int)TIER_ENC_FP8 == (int)KVMM_SPILL_FP8 &&
+			       (int)TIER_ENC_INT8 == (int)KVMM_SPILL_INT8 &&
+			       (int)TIER_DTYPE_FP16 == (int)KVMM_DTYPE_FP16 &&
+			       (int)TIER_DTYPE_BF16 == (int)KVMM_DTYPE_BF16 &&
+			       (int)TIER_QUANT_INT8 == (int)KVMM_QUANT_INT8 &&
+			       (int)TIER_QUANT_FP8 == (int)KVMM_QUANT_FP8_E4M3,
+		       "the tiers' encodings are the public ones");
+	t->enc = t->cfg.encoding;
+	t->payload_bytes = info->block_bytes;
+	if (t->enc == TIER_ENC_RAW)
+		return 0;
+	if (info->shape.elem_size != 2 || !t->cfg.kv_dtype)
+		return -EINVAL; /* fp16 or bf16, and which */
+	t->dtype = t->cfg.kv_dtype;
+	t->row_elems = info->shape.head_dim;
+	t->payload_bytes = tier_quant_bytes(info->block_bytes, t->row_elems);
+	return t->payload_bytes ? 0 : -EINVAL;
+}
+
+/* The device's pack kernels when there are some, else the CPU codec. */
+static int open_codec(struct kvmm_tiers *t)
+{
+	int ret;
+
+	if (t->enc == TIER_ENC_RAW)
+		return 0;
+	ret = tier_copy_quant_init(t->copy, t->payload_bytes, 8);
+	if (ret != -ENOTSUP)
+		return ret;
+	t->qstage = malloc(t->c->g.block_bytes);
+	return t->qstage ? 0 : -ENOMEM;
 }
 
 static int open_host(struct kvmm_tiers *t)
@@ -207,13 +247,12 @@ static int open_host(struct kvmm_tiers *t)
 
 	if (t->rec_bytes > (1ull << 30) || t->cfg.host_bytes < t->rec_bytes)
 		return -EINVAL;
-	if (t->cfg.flags & KVMM_TIERS_HOST_THP)
-		hc.flags |= TIER_HOST_THP;
 	if (t->cfg.flags & KVMM_TIERS_HOST_HUGETLB)
 		hc.flags |= TIER_HOST_HUGETLB;
 	/* a registration chunk holds whole records, at least one */
 	hc.chunk_bytes = t->rec_bytes > (256ull << 20) ? t->rec_bytes : 0;
-	/* the kernel module's pool when the module is there */
+	/* the kernel module's pool when the module is there (4 KiB pages:
+	 * page states follow records) */
 	if (!(t->cfg.flags &
 	      (KVMM_TIERS_NO_KMOD | KVMM_TIERS_HOST_THP | KVMM_TIERS_HOST_HUGETLB)) &&
 	    kvmm_probe(NULL, NULL) == 0) {
@@ -229,6 +268,11 @@ static int open_host(struct kvmm_tiers *t)
 			  strerror(-ret));
 		hc.mem = NULL;
 	}
+	/* our own mapping: transparent huge pages unless refused (creation
+	 * and copies measured faster with them, bench/RESULTS.md); where the
+	 * kernel has none, the pool gets 4 KiB pages all the same */
+	if (!(t->cfg.flags & (KVMM_TIERS_HOST_NO_THP | KVMM_TIERS_HOST_HUGETLB)))
+		hc.flags |= TIER_HOST_THP;
 	return tier_host_create(&hc, &t->host);
 }
 
@@ -305,8 +349,11 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 	}
 	kvmm_cache_get_info(c, &info);
 	t->geometry = tier_geometry_id(&info);
+	ret = set_encoding(t, &info);
+	if (ret)
+		goto fail;
 	t->hdr_bytes = tier_rec_hdr_bytes(c->g.tpb);
-	t->rec_bytes = tier_rec_bytes(c->g.tpb, c->g.block_bytes);
+	t->rec_bytes = tier_rec_bytes(c->g.tpb, t->payload_bytes);
 	if (!t->hdr_bytes || !t->rec_bytes) {
 		ret = -EINVAL;
 		goto fail;
@@ -318,11 +365,16 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 		ret = open_disk(t);
 	if (!ret)
 		ret = tier_copy_create(c->be, &t->copy);
+	if (!ret)
+		ret = open_codec(t);
 	if (!ret) {
-		/* checksums at copy speed: a few helpers, not every core */
+		/* checksums at copy speed: a PCIe 5 link moves ~52 GB/s each
+		 * way, one thread hashes 5-12 GB/s from memory (9 threads did
+		 * 40-49 GB/s on the H100 machine, bench/RESULTS.md): every
+		 * other core helps, in bursts, while copies run */
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-		ret = tier_hashpool_create(ncpu > 9   ? 8
+		ret = tier_hashpool_create(ncpu > 32  ? 31
 					   : ncpu > 1 ? (uint32_t)ncpu - 1
 						      : 0,
 					   &t->hashpool);
@@ -407,6 +459,7 @@ int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st)
 	/* the disk's own failures: reads dropped as corrupt or unreadable */
 	st->io_errors += ds.err_io + ds.err_short + ds.err_nospace;
 	st->encoding = t->cfg.encoding;
+	st->quant_on_device = tier_copy_has_quant(t->copy);
 	snprintf(st->host_source, sizeof(st->host_source), "%s", hs.source);
 	tiers_publish(t, true);
 	return 0;
@@ -461,6 +514,7 @@ int kvmm_tiers_stats_json(const struct kvmm_cache *c, char *buf, size_t len)
 		{"restore_failures", st.restore_failures},
 		{"host_reclaimed", st.host_reclaimed},
 		{"encoding", st.encoding},
+		{"quant_on_device", st.quant_on_device},
 	};
 	n = snprintf(buf, len, "{\"host_node\":%d,\"host_source\":\"%s\"", st.host_node,
 		     st.host_source);

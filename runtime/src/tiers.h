@@ -91,10 +91,13 @@ struct kvmm_tiers {
 	struct kvmm_prefix *p;
 	struct kvmm_tiers_config cfg;
 	char *disk_dir;
-	uint64_t geometry;  /* tier_geometry_id of the cache */
-	uint32_t hdr_bytes; /* header region of a block's record */
-	uint64_t rec_bytes; /* a whole record (raw encoding) */
-	uint32_t enc;	    /* enum tier_rec_encoding */
+	uint64_t geometry;	   /* tier_geometry_id of the cache */
+	uint32_t hdr_bytes;	   /* header region of a block's record */
+	uint64_t rec_bytes;	   /* a whole record */
+	uint32_t enc;		   /* enum tier_rec_encoding of the records we write and read */
+	uint64_t payload_bytes;	   /* of a record: block_bytes, or quantized */
+	uint32_t dtype, row_elems; /* quantized records: tier_quant.h */
+	void *qstage;		   /* CPU codec: the mover's block-sized staging */
 
 	struct tier_host *host;
 	struct tier_disk *disk;
@@ -185,6 +188,14 @@ void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting);
 /* Copy block blk (device) into slot's payload and seal the record. */
 int tiers_fill_from_device(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk, uint64_t key,
 			   uint64_t parent, const struct kvmm_ns *ns, const uint32_t *tokens);
+
+/* tier_move.c: a block between the device and slot's payload */
+/* Spill: queued on the D2H stream (the CPU codec: copied into staging, a
+ * block_bytes buffer of the caller's, and encoded: done on return). */
+int tiers_copy_out(struct kvmm_tiers *t, kvmm_blk_t blk, uint32_t slot, void *staging);
+/* Restore: queued on the H2D stream (the CPU codec: decoded into the
+ * mover's t->qstage and copied, done on return; the mover only). */
+int tiers_copy_in(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk);
 
 /* tier_restore.c */
 /* A record finished filling (lock held): waiting prefetches look again. */

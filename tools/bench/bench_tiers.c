@@ -40,8 +40,29 @@
 
 /* ---- host pool ----------------------------------------------------------- */
 
+/* Share of [p, p + len) backed by transparent huge pages (smaps). */
+static double huge_share(const void *p, uint64_t len)
+{
+	unsigned long a, b, at = (unsigned long)(uintptr_t)p;
+	char line[256];
+	double kb = 0;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, ' ') - line < 40)
+			in = a <= at && at < b;
+		else if (in && !strncmp(line, "AnonHugePages:", 14))
+			kb += atof(line + 14);
+	}
+	fclose(f);
+	return kb * 1024 / (double)len;
+}
+
 static int pool_create_gbps(struct kvmm_backend *be, uint64_t bytes, uint32_t threads,
-			    uint32_t flags, double *gbps)
+			    uint32_t flags, double *gbps, double *huge, double *populate_gbps)
 {
 	struct tier_host_config cfg = {.bytes = bytes,
 				       .slot_bytes = PAYLOAD + 4096,
@@ -57,6 +78,10 @@ static int pool_create_gbps(struct kvmm_backend *be, uint64_t bytes, uint32_t th
 		return ret;
 	tier_host_get_stats(h, &st);
 	*gbps = (double)st.bytes / (double)st.create_ns;
+	if (huge)
+		*huge = huge_share(tier_host_slot(h, 0), st.bytes);
+	if (populate_gbps)
+		*populate_gbps = st.populate_ns ? (double)st.bytes / (double)st.populate_ns : 0;
 	tier_host_destroy(h);
 	return 0;
 }
@@ -64,21 +89,27 @@ static int pool_create_gbps(struct kvmm_backend *be, uint64_t bytes, uint32_t th
 static int bench_host_pool(struct bench_ctx *ctx, struct kvmm_backend *be)
 {
 	uint64_t bytes = ctx->quick ? (512ull << 20) : (4ull << 30);
-	double par, one, thp;
+	double par, one, thp, huge = 0, pop = 0, pop4k = 0;
 	int ret;
 
-	bench_header("tiers: host pool creation (map + mbind + pre-touch + register)");
-	ret = pool_create_gbps(be, bytes, 1, 0, &one);
+	bench_header("tiers: host pool creation (map + mbind + pre-touch + register; default: "
+		     "THP)");
+	ret = pool_create_gbps(be, bytes, 1, 0, &one, NULL, NULL);
 	if (!ret)
-		ret = pool_create_gbps(be, bytes, 0, 0, &par);
+		ret = pool_create_gbps(be, bytes, 0, TIER_HOST_THP, &thp, &huge, &pop);
 	if (!ret)
-		ret = pool_create_gbps(be, bytes, 0, TIER_HOST_THP, &thp);
+		ret = pool_create_gbps(be, bytes, 0, 0, &par, NULL, &pop4k);
 	if (ret)
 		return ret;
-	bench_result(ctx, "tiers-host-pool", "host_pool_create_gbps", par, "GB/s", "one_thread",
+	/* the tiers' default pool is the THP one */
+	bench_result(ctx, "tiers-host-pool", "host_pool_create_gbps", thp, "GB/s", "one_thread_4k",
 		     one);
-	bench_result(ctx, "tiers-host-pool", "host_pool_create_thp_gbps", thp, "GB/s", "one_thread",
-		     one);
+	bench_result(ctx, "tiers-host-pool", "host_pool_create_4k_gbps", par, "GB/s",
+		     "one_thread_4k", one);
+	bench_result(ctx, "tiers-host-pool", "host_pool_thp_huge_share", huge, "", NULL, 0);
+	/* how fast every page was in (registration overlaps it) */
+	bench_result(ctx, "tiers-host-pool", "host_pool_populate_gbps", pop, "GB/s", NULL, 0);
+	bench_result(ctx, "tiers-host-pool", "host_pool_populate_4k_gbps", pop4k, "GB/s", NULL, 0);
 	return 0;
 }
 
@@ -609,14 +640,18 @@ static void stages_spill(const struct tier_prof *p, struct stages *st)
 /* Llama-3-8B's KV shape, page-major, 2 MiB blocks: nblocks of prefixes
  * cached, evicted (spilled to the host pool, checksums included: flush
  * waits for the seals), then prefetched back (checked, copied). */
-static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, uint32_t tflags, double *spill,
-			 double *restore, struct stages *sst, struct stages *rst)
+static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, uint32_t tflags,
+			 enum kvmm_spill_encoding enc, double *spill, double *restore,
+			 struct stages *sst, struct stages *rst)
 {
 	struct kvmm_cache_config cc = {.shape = {32, 8, 128, 2},
 				       .layout = KVMM_LAYOUT_PAGE_MAJOR,
 				       .max_seqs = 4,
 				       .max_tokens = 8192};
-	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_GPU_NODE, .flags = tflags};
+	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_GPU_NODE,
+				       .flags = tflags,
+				       .encoding = enc,
+				       .kv_dtype = enc ? KVMM_DTYPE_BF16 : 0};
 	uint32_t nprompt = nblocks / SPILL_PROMPT_BLOCKS, tpb, n, s;
 	struct kvmm_prefetch **pf = calloc(nprompt, sizeof(*pf));
 	struct kvmm_cache_info info;
@@ -635,6 +670,7 @@ static int spill_restore(struct kvmm_backend *be, uint32_t nblocks, uint32_t tfl
 	kvmm_cache_get_info(c, &info);
 	tpb = info.tokens_per_block;
 	n = SPILL_PROMPT_BLOCKS * tpb;
+	/* raw-sized slots: room for every block whatever the encoding */
 	tc.host_bytes = (uint64_t)(nblocks + 8) * tier_rec_bytes(tpb, info.block_bytes);
 	ret = kvmm_tiers_enable(c, &tc);
 	tok = malloc((size_t)nprompt * n * sizeof(*tok));
@@ -720,55 +756,94 @@ static void report_stages(struct bench_ctx *ctx, const char *what, const struct 
 	bench_result(ctx, "tiers-stages", name, rst->v[7], "", NULL, 0);
 }
 
+/* The spill/restore variants measured, each against the same plain copies:
+ * the default (THP pool), 4 KiB pages, and quantize-on-spill (GB/s of
+ * unquantized KV). */
+static const struct variant {
+	const char *name;
+	uint32_t tflags;
+	enum kvmm_spill_encoding enc;
+	const char *spill, *restore; /* metric names (GPU) */
+} variants[] = {
+	{"default", 0, KVMM_SPILL_RAW, "spill_vs_memcpy", "restore_vs_memcpy"},
+	{"nothp", KVMM_TIERS_HOST_NO_THP, KVMM_SPILL_RAW, "spill_nothp_vs_memcpy",
+	 "restore_nothp_vs_memcpy"},
+	{"fp8", 0, KVMM_SPILL_FP8, "spill_quant_vs_memcpy", "restore_quant_vs_memcpy"},
+	{"int8", 0, KVMM_SPILL_INT8, "spill_int8_vs_memcpy", "restore_int8_vs_memcpy"},
+};
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+#define SPILL_REPS 3
+
+/* Each variant REPS times, interleaved with the plain copies it is
+ * compared with (the GPU machine's copy and hash rates vary by up to 2x
+ * from one minute to the next): medians of the values, of the baselines,
+ * and of the per-run ratios. */
 static int bench_spill(struct bench_ctx *ctx, struct kvmm_backend *be)
 {
 	uint32_t nblocks = ctx->quick ? 64 : 512; /* 128 MiB or 1 GiB */
+	int reps = ctx->quick ? 1 : SPILL_REPS;
 	bool cuda = kvmm_backend_get_type(be) == KVMM_BACKEND_CUDA;
-	double d2h = 0, h2d = 0, sp = 0, re = 0, sp_thp = 0, re_thp = 0;
-	double pd2h = 0, ph2d = 0, td2h = 0, th2d = 0;
-	struct stages sst = {0}, rst = {0}, sst_thp = {0}, rst_thp = {0};
-	int ret = plain_copies(be, 2u << 20, nblocks, &d2h, &h2d);
+	double d2h[SPILL_REPS], h2d[SPILL_REPS], sp[NVARIANTS][SPILL_REPS],
+		re[NVARIANTS][SPILL_REPS];
+	double pd2h = 0, ph2d = 0, td2h = 0, th2d = 0, m[6];
+	struct stages sst[NVARIANTS] = {0}, rst[NVARIANTS] = {0};
+	char name[96];
+	int ret = pool_copies(be, 2u << 20, nblocks, 0, &pd2h, &ph2d);
 
 	if (!ret)
-		ret = pool_copies(be, 2u << 20, nblocks, 0, &pd2h, &ph2d);
-	if (!ret)
 		ret = pool_copies(be, 2u << 20, nblocks, TIER_HOST_THP, &td2h, &th2d);
-	if (!ret)
-		ret = spill_restore(be, nblocks, 0, &sp, &re, &sst, &rst);
-	if (!ret)
-		ret = spill_restore(be, nblocks, KVMM_TIERS_HOST_THP, &sp_thp, &re_thp, &sst_thp,
-				    &rst_thp);
+	for (int r = 0; r < reps && !ret; r++) {
+		ret = plain_copies(be, 2u << 20, nblocks, &d2h[r], &h2d[r]);
+		for (size_t v = 0; v < NVARIANTS && !ret; v++)
+			ret = spill_restore(be, nblocks, variants[v].tflags, variants[v].enc,
+					    &sp[v][r], &re[v][r], &sst[v], &rst[v]);
+	}
 	if (ret)
 		return ret;
 	if (cuda) {
 		bench_header("tiers: plain copies from and to a tier host pool vs cuMemAllocHost "
 			     "memory (2 MiB pieces, one stream)");
 		bench_result(ctx, "tiers-pool-copy", "pool_d2h_gbps", pd2h / 1e9, "GB/s",
-			     "cuMemcpyDtoH_pinned", d2h / 1e9);
+			     "cuMemcpyDtoH_pinned", d2h[0] / 1e9);
 		bench_result(ctx, "tiers-pool-copy", "pool_h2d_gbps", ph2d / 1e9, "GB/s",
-			     "cuMemcpyHtoD_pinned", h2d / 1e9);
+			     "cuMemcpyHtoD_pinned", h2d[0] / 1e9);
 		bench_result(ctx, "tiers-pool-copy", "pool_thp_d2h_gbps", td2h / 1e9, "GB/s",
-			     "cuMemcpyDtoH_pinned", d2h / 1e9);
+			     "cuMemcpyDtoH_pinned", d2h[0] / 1e9);
 		bench_result(ctx, "tiers-pool-copy", "pool_thp_h2d_gbps", th2d / 1e9, "GB/s",
-			     "cuMemcpyHtoD_pinned", h2d / 1e9);
+			     "cuMemcpyHtoD_pinned", h2d[0] / 1e9);
 	}
-	bench_header("tiers: where the time goes (ms summed over threads)");
-	report_stages(ctx, "default", &sst, &rst);
-	report_stages(ctx, "thp", &sst_thp, &rst_thp);
-	bench_header("tiers: spill and restore (checksums included) vs plain pinned copies");
-	bench_result(ctx, "tiers-spill",
-		     cuda ? "spill_thp_vs_memcpy" : "spill_thp_vs_memcpy_hostbackend", sp_thp / 1e9,
-		     "GB/s", cuda ? "cuMemcpyDtoH_pinned" : "memcpy", d2h / 1e9);
-	bench_result(ctx, "tiers-spill",
-		     cuda ? "restore_thp_vs_memcpy" : "restore_thp_vs_memcpy_hostbackend",
-		     re_thp / 1e9, "GB/s", cuda ? "cuMemcpyHtoD_pinned" : "memcpy", h2d / 1e9);
-	/* the issue's metrics are the GPU's; the host backend's are
-	 * reported under their own names */
-	bench_result(ctx, "tiers-spill", cuda ? "spill_vs_memcpy" : "spill_vs_memcpy_hostbackend",
-		     sp / 1e9, "GB/s", cuda ? "cuMemcpyDtoH_pinned" : "memcpy", d2h / 1e9);
-	bench_result(ctx, "tiers-spill",
-		     cuda ? "restore_vs_memcpy" : "restore_vs_memcpy_hostbackend", re / 1e9, "GB/s",
-		     cuda ? "cuMemcpyHtoD_pinned" : "memcpy", h2d / 1e9);
+	bench_header("tiers: where the time goes (ms summed over threads, the last run)");
+	for (size_t v = 0; v < NVARIANTS; v++)
+		report_stages(ctx, variants[v].name, &sst[v], &rst[v]);
+	bench_header("tiers: spill and restore (checksums included) vs plain pinned copies (GB/s "
+		     "of unquantized KV; medians of interleaved runs)");
+	for (size_t v = 0; v < NVARIANTS; v++) {
+		double rs[SPILL_REPS], rr[SPILL_REPS], a[SPILL_REPS], b[SPILL_REPS];
+
+		for (int r = 0; r < reps; r++) {
+			rs[r] = sp[v][r] / d2h[r];
+			rr[r] = re[v][r] / h2d[r];
+			a[r] = d2h[r];
+			b[r] = h2d[r];
+		}
+		m[0] = bench_median(sp[v], reps);
+		m[1] = bench_median(a, reps);
+		m[2] = bench_median(rs, reps);
+		m[3] = bench_median(re[v], reps);
+		m[4] = bench_median(b, reps);
+		m[5] = bench_median(rr, reps);
+		/* the issue's metrics are the GPU's; the host backend's are
+		 * reported under their own names */
+		snprintf(name, sizeof(name), "%s%s", variants[v].spill,
+			 cuda ? "" : "_hostbackend");
+		bench_result_ratio(ctx, "tiers-spill", name, m[0] / 1e9, "GB/s",
+				   cuda ? "cuMemcpyDtoH_pinned" : "memcpy", m[1] / 1e9, m[2]);
+		snprintf(name, sizeof(name), "%s%s", variants[v].restore,
+			 cuda ? "" : "_hostbackend");
+		bench_result_ratio(ctx, "tiers-spill", name, m[3] / 1e9, "GB/s",
+				   cuda ? "cuMemcpyHtoD_pinned" : "memcpy", m[4] / 1e9, m[5]);
+	}
 	return 0;
 }
 
