@@ -650,6 +650,17 @@ struct kvmm_tiers_config {
 			    * KVMM_DTYPE_FP16 or KVMM_DTYPE_BF16 (Kernels
 			    * section); 0 otherwise */
 	uint32_t __pad;
+	/*
+	 * The name of a persistent kvmm.ko pool to hold the host tier (NULL:
+	 * the process's own pool, gone with it).  Created when missing; else
+	 * re-opened (it must have the same size and nobody else may have it
+	 * open: -EEXIST, -EBUSY) and its records found again, each verified
+	 * like the disk's: a restarted server hits on the prefixes it had in
+	 * host RAM without touching the disk.  Needs the module (-ENODEV
+	 * without it); not with HOST_THP, HOST_HUGETLB or NO_KMOD.  The pool
+	 * stays until kvmm_hostpool_destroy() (or kvmmctl) removes it.
+	 */
+	const char *host_pool_name;
 };
 
 /*
@@ -752,6 +763,8 @@ struct kvmm_tiers_stats {
 	uint32_t quant_on_device;  /* quantized by the GPU's pack kernels (0: the
 				    * CPU's codec, or raw) */
 	char host_source[96];	   /* "anon", "kvmm pool <name>", ... */
+	uint64_t host_scan_found;  /* records found in a re-opened persistent pool */
+	uint64_t host_scan_ns;
 };
 /* Snapshot.  -EINVAL (also: tiers not enabled).  Thread-safe. */
 int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st);

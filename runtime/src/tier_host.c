@@ -344,6 +344,7 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 	if (cfg->flags & TIER_HOST_FALLBACK)
 		mflags |= TIER_MEM_FALLBACK;
 	h->mem.ops = cfg->mem ? cfg->mem : &tier_mem_anon_ops;
+	h->mem.name = cfg->pool_name;
 	ret = h->mem.ops->create(&h->mem, map_bytes, h->node, mflags);
 	if (ret) {
 		h->mem.ops = NULL;
@@ -381,6 +382,7 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 		h->free[i] = h->nslots - 1 - i;
 	h->nfree = h->nslots;
 	h->st.source = h->mem.desc;
+	h->st.reopened = h->mem.reopened;
 	h->st.bytes = (uint64_t)h->nslots * h->slot_bytes;
 	h->st.slot_bytes = h->slot_bytes;
 	h->st.slots = h->nslots;
@@ -419,6 +421,16 @@ void tier_host_free(struct tier_host *h, uint32_t slot)
 	pthread_mutex_lock(&h->lock);
 	if (slot < h->nslots && h->nfree < h->nslots)
 		h->free[h->nfree++] = slot;
+	pthread_mutex_unlock(&h->lock);
+}
+
+void tier_host_set_used(struct tier_host *h, const uint8_t *used)
+{
+	pthread_mutex_lock(&h->lock);
+	h->nfree = 0;
+	for (uint32_t i = h->nslots; i-- > 0;)
+		if (!used[i])
+			h->free[h->nfree++] = i;
 	pthread_mutex_unlock(&h->lock);
 }
 

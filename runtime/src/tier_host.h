@@ -53,6 +53,7 @@ struct tier_host_config {
 	const char *sysfs;		/* NULL: "/sys" (tests fake it) */
 	tier_host_log_fn log;		/* placement problems, once each */
 	void *log_arg;
+	const char *pool_name; /* kmod source: a persistent pool (tier_mem.h) */
 };
 
 struct tier_host_stats {
@@ -66,10 +67,11 @@ struct tier_host_stats {
 				  * place it by first touch) */
 	bool pinned;	       /* registered with the CUDA driver */
 	uint64_t pinned_bytes;
-	uint64_t create_ns;  /* whole creation */
+	uint64_t create_ns;   /* whole creation */
 	uint64_t touch_ns;    /* pre-touch + registration (parallel, overlapped) */
 	uint64_t populate_ns; /* until every page was populated (0: none to do) */
-	uint64_t alloc_fail; /* -ENOSPC from tier_host_alloc */
+	uint64_t alloc_fail;  /* -ENOSPC from tier_host_alloc */
+	bool reopened;	      /* a persistent pool found again: slots may hold records */
 };
 
 struct tier_host;
@@ -81,6 +83,9 @@ void tier_host_destroy(struct tier_host *h);
 /* A free slot into *slot, or -ENOSPC. */
 int tier_host_alloc(struct tier_host *h, uint32_t *slot);
 void tier_host_free(struct tier_host *h, uint32_t slot);
+/* Right after create: the slots with used[i] set hold records (found in a
+ * re-opened pool) and are not free. */
+void tier_host_set_used(struct tier_host *h, const uint8_t *used);
 void *tier_host_slot(const struct tier_host *h, uint32_t slot);
 uint32_t tier_host_nslots(const struct tier_host *h);
 uint64_t tier_host_slot_bytes(const struct tier_host *h);

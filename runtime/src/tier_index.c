@@ -180,6 +180,24 @@ void tidx_filled(struct kvmm_tiers *t, uint32_t s, bool ok)
 	pthread_cond_broadcast(&t->cond);
 }
 
+int tidx_adopt(struct kvmm_tiers *t, uint32_t s, uint64_t key, uint64_t parent)
+{
+	struct tier_entry *e = &t->ent[s];
+
+	if (u64map_get(&t->index, key, NULL))
+		return -EEXIST;
+	if (u64map_put(&t->index, key, s))
+		return -ENOMEM;
+	*e = (struct tier_entry){
+		.key = key, .parent = parent, .flags = E_VALID, .prev = TIER_NIL, .next = TIER_NIL};
+	if (t->disk && tier_disk_contains(t->disk, key))
+		e->flags |= E_ON_DISK;
+	t->nvalid++;
+	lru_push(t, s);
+	maybe_cold(t, s);
+	return 0;
+}
+
 uint32_t tidx_admit_bump(struct kvmm_tiers *t, uint64_t key)
 {
 	uint64_t n = 0;

@@ -36,6 +36,10 @@ struct tier_mem {
 	bool node_placed; /* the source placed the pages on the node itself */
 	char desc[96];	  /* e.g. "anon", "kvmm pool kvmm-host-1234" */
 	void *priv;
+	/* kmod: a persistent pool of this name, created or re-opened (set
+	 * before create; NULL: a private pool) */
+	const char *name;
+	bool reopened; /* an existing pool: its bytes may hold records */
 };
 
 struct tier_mem_ops {

@@ -68,7 +68,9 @@ static int anon_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t fl
 		if (!thp)
 			madvise(m->base, bytes, MADV_NOHUGEPAGE);
 		snprintf(m->desc, sizeof(m->desc), "anon%s",
-			 thp ? " thp" : flags & TIER_MEM_THP ? " (no thp here)" : "");
+			 thp			? " thp"
+			 : flags & TIER_MEM_THP ? " (no thp here)"
+						: "");
 	}
 	m->bytes = bytes;
 	m->populated = false;

@@ -19,6 +19,28 @@
 
 #define POOL_PAGE 4096u
 
+/* Re-open the persistent pool m->name: same size, ours alone. */
+static int kmod_reopen(struct tier_mem *m, uint64_t bytes, struct kvmm_hostpool **out)
+{
+	struct kvmm_hostpool_stat st;
+	struct kvmm_hostpool *pool;
+	int ret = kvmm_hostpool_open(m->name, 0, &pool);
+
+	if (ret)
+		return ret;
+	ret = kvmm_hostpool_stat(pool, &st);
+	if (!ret && (st.bytes != bytes || st.page_size != POOL_PAGE))
+		ret = -EEXIST; /* made for another size: not ours to reuse */
+	if (!ret && st.attached > 1)
+		ret = -EBUSY; /* another process writes into it */
+	if (ret) {
+		kvmm_hostpool_close(pool);
+		return ret;
+	}
+	*out = pool;
+	return 0;
+}
+
 static int kmod_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t flags)
 {
 	static _Atomic unsigned int seq;
@@ -28,7 +50,7 @@ static int kmod_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t fl
 		.page_size = POOL_PAGE,
 		.flags = KVMM_HOSTPOOL_CFG_POPULATE,
 	};
-	struct kvmm_hostpool *pool;
+	struct kvmm_hostpool *pool = NULL;
 	char name[64];
 	int ret;
 
@@ -36,18 +58,41 @@ static int kmod_create(struct tier_mem *m, uint64_t bytes, int node, uint32_t fl
 		return -EINVAL;
 	if (flags & TIER_MEM_FALLBACK)
 		cfg.flags |= KVMM_HOSTPOOL_CFG_FALLBACK;
-	/* a name nobody else has: pid and a counter of this process */
-	snprintf(name, sizeof(name), "kvmm-tiers-%d-%u", (int)getpid(), atomic_fetch_add(&seq, 1));
+	m->reopened = false;
+	if (m->name) {
+		/* persistent: what a previous process left is found again */
+		if (flags & TIER_MEM_FALLBACK)
+			return -EINVAL; /* ordinary memory cannot outlive us */
+		snprintf(name, sizeof(name), "%s", m->name);
+		ret = kmod_reopen(m, bytes, &pool);
+		if (!ret)
+			m->reopened = true;
+		else if (ret != -ENOENT)
+			return ret;
+		cfg.flags |= KVMM_HOSTPOOL_CFG_PERSISTENT;
+	} else {
+		/* a name nobody else has: pid and a counter of this process */
+		snprintf(name, sizeof(name), "kvmm-tiers-%d-%u", (int)getpid(),
+			 atomic_fetch_add(&seq, 1));
+	}
 	cfg.name = name;
-	ret = kvmm_hostpool_create(&cfg, &pool);
-	if (ret)
-		return ret;
+	if (!pool) {
+		ret = kvmm_hostpool_create(&cfg, &pool);
+		if (ret == -EEXIST && m->name) {
+			/* created by someone else meanwhile */
+			ret = kmod_reopen(m, bytes, &pool);
+			m->reopened = !ret;
+		}
+		if (ret)
+			return ret;
+	}
 	m->priv = pool;
 	m->base = kvmm_hostpool_base(pool);
 	m->bytes = bytes;
 	m->page = POOL_PAGE;
+	/* a re-opened pool's dropped pages come back (as zeroes) when read */
 	m->populated = true;
-	m->node_placed = node >= 0;
+	m->node_placed = node >= 0; /* by the module, when it was created */
 	snprintf(m->desc, sizeof(m->desc), "%s %s",
 		 kvmm_hostpool_fd(pool) >= 0 ? "kvmm pool" : "kvmm fallback pool", name);
 	return 0;

@@ -38,8 +38,7 @@ int tiers_copy_out(struct kvmm_tiers *t, kvmm_blk_t blk, uint32_t slot, void *st
 	if (!ret)
 		ret = tier_copy_sync(t->copy, TIER_D2H);
 	return ret ? ret
-		   : tier_quant_encode(q.kind, q.dtype, q.row_elems, staging, q.raw_bytes,
-				       payload);
+		   : tier_quant_encode(q.kind, q.dtype, q.row_elems, staging, q.raw_bytes, payload);
 }
 
 int tiers_copy_in(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk)

@@ -52,7 +52,7 @@ uint16_t tier_f32_to_f16(float x)
 		return (uint16_t)(sign | 0x7e00); /* NaN */
 	if (u >= 0x477ff000u)
 		return (uint16_t)(sign | 0x7c00); /* >= 65520 rounds to infinity */
-	if (u < 0x38800000u) /* below 2^-14: a subnormal half (or 0) */
+	if (u < 0x38800000u)			  /* below 2^-14: a subnormal half (or 0) */
 		return (uint16_t)(sign | (uint32_t)rintf(u2f(u) * 16777216.0f));
 	e = (u >> 23) - 112;
 	m = u & 0x7fffff;

@@ -147,6 +147,7 @@ static void tiers_free(struct kvmm_tiers *t)
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
 	free(t->disk_dir);
+	free(t->pool_name);
 	free(t);
 }
 
@@ -189,7 +190,9 @@ static int check_config(const struct kvmm_tiers_config *cfg)
 	    (unsigned)cfg->disk_policy > KVMM_WRITE_THROUGH ||
 	    (unsigned)cfg->encoding > KVMM_SPILL_INT8 || (cfg->disk_dir && !cfg->disk_bytes) ||
 	    cfg->kv_dtype > KVMM_DTYPE_BF16 || cfg->__pad ||
-	    ((cfg->flags & KVMM_TIERS_HOST_NO_THP) && (cfg->flags & KVMM_TIERS_HOST_THP)))
+	    ((cfg->flags & KVMM_TIERS_HOST_NO_THP) && (cfg->flags & KVMM_TIERS_HOST_THP)) ||
+	    (cfg->host_pool_name &&
+	     (cfg->flags & (KVMM_TIERS_HOST_THP | KVMM_TIERS_HOST_HUGETLB | KVMM_TIERS_NO_KMOD))))
 		return -EINVAL;
 	return 0;
 }
@@ -251,6 +254,17 @@ static int open_host(struct kvmm_tiers *t)
 		hc.flags |= TIER_HOST_HUGETLB;
 	/* a registration chunk holds whole records, at least one */
 	hc.chunk_bytes = t->rec_bytes > (256ull << 20) ? t->rec_bytes : 0;
+	if (t->cfg.host_pool_name) {
+		/* a persistent module pool, or nothing: a fallback would
+		 * silently lose what the caller wants kept */
+		int ret = kvmm_probe(NULL, NULL);
+
+		if (ret)
+			return ret;
+		hc.mem = &tier_mem_kmod_ops;
+		hc.pool_name = t->cfg.host_pool_name;
+		return tier_host_create(&hc, &t->host);
+	}
 	/* the kernel module's pool when the module is there (4 KiB pages:
 	 * page states follow records) */
 	if (!(t->cfg.flags &
@@ -347,6 +361,14 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 		}
 		t->cfg.disk_dir = t->disk_dir;
 	}
+	if (cfg->host_pool_name) {
+		t->pool_name = strdup(cfg->host_pool_name);
+		if (!t->pool_name) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		t->cfg.host_pool_name = t->pool_name;
+	}
 	kvmm_cache_get_info(c, &info);
 	t->geometry = tier_geometry_id(&info);
 	ret = set_encoding(t, &info);
@@ -381,8 +403,17 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 	}
 	if (ret)
 		goto fail;
-	/* sequence numbers above every record on disk */
+	/* sequence numbers above every record on disk (and in a re-opened
+	 * host pool, whose records go back into the index) */
 	t->next_seq = t->disk ? tier_disk_seq_next(t->disk) : 1;
+	{
+		struct tier_host_stats hs;
+
+		tier_host_get_stats(t->host, &hs);
+		ret = hs.reopened ? tiers_host_scan(t) : 0;
+		if (ret)
+			goto fail;
+	}
 	ret = -pthread_create(&t->mover, NULL, mover_main, t);
 	if (ret)
 		goto fail;
@@ -442,6 +473,8 @@ int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st)
 	st->io_errors = t->n.io_errors;
 	st->restore_failures = t->n.restore_failures;
 	st->host_reclaimed = t->n.host_reclaimed;
+	st->host_scan_found = t->host_scan_found;
+	st->host_scan_ns = t->host_scan_ns;
 	pthread_mutex_unlock(&t->lock);
 	st->host_bytes = hs.bytes;
 	st->host_slot_bytes = hs.slot_bytes;
@@ -515,6 +548,8 @@ int kvmm_tiers_stats_json(const struct kvmm_cache *c, char *buf, size_t len)
 		{"host_reclaimed", st.host_reclaimed},
 		{"encoding", st.encoding},
 		{"quant_on_device", st.quant_on_device},
+		{"host_scan_found", st.host_scan_found},
+		{"host_scan_ns", st.host_scan_ns},
 	};
 	n = snprintf(buf, len, "{\"host_node\":%d,\"host_source\":\"%s\"", st.host_node,
 		     st.host_source);

@@ -91,6 +91,7 @@ struct kvmm_tiers {
 	struct kvmm_prefix *p;
 	struct kvmm_tiers_config cfg;
 	char *disk_dir;
+	char *pool_name;	   /* persistent host pool (kvmm.ko) */
 	uint64_t geometry;	   /* tier_geometry_id of the cache */
 	uint32_t hdr_bytes;	   /* header region of a block's record */
 	uint64_t rec_bytes;	   /* a whole record */
@@ -118,7 +119,8 @@ struct kvmm_tiers {
 	struct kvmm_prefetch *fill_waiters;
 	bool stop;
 	pthread_t mover;
-	uint64_t published_ns; /* residency last published to the module */
+	uint64_t published_ns;			/* residency last published to the module */
+	uint64_t host_scan_found, host_scan_ns; /* a re-opened persistent pool */
 	struct tier_counters n;
 	struct tier_prof prof;
 	_Atomic uint32_t logged;
@@ -170,11 +172,18 @@ void tidx_unpin(struct kvmm_tiers *t, uint32_t slot);
 /* The slot's record became valid (filled and sealed) or failed. */
 void tidx_filled(struct kvmm_tiers *t, uint32_t slot, bool ok);
 void tidx_touch(struct kvmm_tiers *t, uint32_t slot);
+/* A verified record found in slot (a re-opened pool), now in the index:
+ * 0, -ENOMEM (the slot stays the caller's). */
+int tidx_adopt(struct kvmm_tiers *t, uint32_t slot, uint64_t key, uint64_t parent);
 /* One more use of key; the count after. */
 uint32_t tidx_admit_bump(struct kvmm_tiers *t, uint64_t key);
 bool tidx_admitted(struct kvmm_tiers *t, uint64_t key);
 int tidx_init(struct kvmm_tiers *t, uint32_t nslots);
 void tidx_fini(struct kvmm_tiers *t);
+
+/* tier_host_scan.c: a re-opened persistent pool's records, back in the
+ * index (before the mover starts). */
+int tiers_host_scan(struct kvmm_tiers *t);
 
 /* tier_spill.c */
 void tiers_evict_hook(void *arg, const struct pt_victim *v);

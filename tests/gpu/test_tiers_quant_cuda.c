@@ -98,8 +98,9 @@ static void codecs_agree(struct gt *t, struct kvmm_backend *be)
 				for (uint32_t i = 0; i < E; i++) {
 					float x = value(kind, r, dtype, 0, r * E + i, E);
 
-					in[r * E + i] = dtype == TIER_DTYPE_BF16 ? to_bf16(x)
-										 : tier_f32_to_f16(x);
+					in[r * E + i] = dtype == TIER_DTYPE_BF16
+								? to_bf16(x)
+								: tier_f32_to_f16(x);
 				}
 			/* device: pack; the CPU: encode the same bytes */
 			ret = kvmm_cuda_errno(d->cuMemcpyHtoD(dblk, in, raw));
@@ -136,9 +137,10 @@ static void codecs_agree(struct gt *t, struct kvmm_backend *be)
 					for (uint32_t i = 0; i < E; i++) {
 						uint16_t h = in[amax_row * E + i];
 
-						amax = fmaxf(amax, fabsf(dtype == TIER_DTYPE_BF16
-										 ? tier_bf16_to_f32(h)
-										 : tier_f16_to_f32(h)));
+						amax = fmaxf(amax,
+							     fabsf(dtype == TIER_DTYPE_BF16
+									   ? tier_bf16_to_f32(h)
+									   : tier_f16_to_f32(h)));
 					}
 				}
 				vdiff += out_gpu[e] != out_cpu[e];
@@ -227,15 +229,17 @@ static int64_t outside(struct ctx *x, uint32_t s, uint32_t p, uint32_t n)
 					float amax = 0;
 
 					for (uint32_t i = h0; i < h0 + hd; i++)
-						amax = fmaxf(amax, fabsf(tier_bf16_to_f32(to_bf16(
-									   value(p, tk, l, kv, i, hd)))));
+						amax = fmaxf(amax,
+							     fabsf(tier_bf16_to_f32(to_bf16(
+								     value(p, tk, l, kv, i, hd)))));
 					for (uint32_t i = h0; i < h0 + hd; i++) {
 						float v = tier_bf16_to_f32(
 							to_bf16(value(p, tk, l, kv, i, hd)));
-						float y = tier_bf16_to_f32(x->buf[(size_t)tk * per + i]);
+						float y = tier_bf16_to_f32(
+							x->buf[(size_t)tk * per + i]);
 
-						bad += !tier_quant_within(x->kind, TIER_DTYPE_BF16, v, y,
-									  amax);
+						bad += !tier_quant_within(x->kind, TIER_DTYPE_BF16,
+									  v, y, amax);
 					}
 				}
 		}
@@ -270,15 +274,15 @@ static struct kvmm_cache *make_cache(struct kvmm_backend *be, enum kvmm_layout l
 static int enable(struct ctx *x, const char *dir, uint32_t flags)
 {
 	uint64_t rec = x->info.block_bytes / 2 + (1u << 20);
-	struct kvmm_tiers_config tc = {
-		.host_bytes = 2ull * NBLK * rec,
-		.host_policy = KVMM_WRITE_BACK,
-		.disk_policy = KVMM_WRITE_THROUGH,
-		.disk_dir = dir,
-		.disk_bytes = 4096 + 2ull * NPROMPT * NBLK * rec,
-		.encoding = x->kind == TIER_QUANT_FP8 ? KVMM_SPILL_FP8 : KVMM_SPILL_INT8,
-		.kv_dtype = KVMM_DTYPE_BF16,
-		.flags = flags};
+	struct kvmm_tiers_config tc = {.host_bytes = 2ull * NBLK * rec,
+				       .host_policy = KVMM_WRITE_BACK,
+				       .disk_policy = KVMM_WRITE_THROUGH,
+				       .disk_dir = dir,
+				       .disk_bytes = 4096 + 2ull * NPROMPT * NBLK * rec,
+				       .encoding = x->kind == TIER_QUANT_FP8 ? KVMM_SPILL_FP8
+									     : KVMM_SPILL_INT8,
+				       .kv_dtype = KVMM_DTYPE_BF16,
+				       .flags = flags};
 
 	return kvmm_tiers_enable(x->c, &tc);
 }
@@ -310,7 +314,8 @@ static int64_t restore(struct ctx *x, uint32_t p, bool layered)
 		goto out;
 	}
 	if (kvmm_prefetch_wait(x->c, pf, n, UINT64_MAX) != n ||
-	    kvmm_prefix_match(x->c, NULL, x->tok[p], n, &h, &m) || m != n || kvmm_seq_open(x->c, n, &s))
+	    kvmm_prefix_match(x->c, NULL, x->tok[p], n, &h, &m) || m != n ||
+	    kvmm_seq_open(x->c, n, &s))
 		goto out;
 	if (!kvmm_seq_attach_prefix(x->c, s, h, KVMM_ATTACH_COPY))
 		bad = outside(x, s, p, n);
@@ -366,8 +371,8 @@ static void run_layout(struct gt *t, struct kvmm_backend *be, struct kvmm_backen
 	GT_CHECK(t, bad == 0, "%s %s: progressive restore within the bound (%lld outside)", name,
 		 kn, (long long)bad);
 	bad = restore(&x, 1, true);
-	GT_CHECK(t, bad == 0, "%s %s: layer-wise restore within the bound (%lld outside)", name,
-		 kn, (long long)bad);
+	GT_CHECK(t, bad == 0, "%s %s: layer-wise restore within the bound (%lld outside)", name, kn,
+		 (long long)bad);
 	kvmm_tiers_stats(x.c, &st);
 	GT_CHECK(t, !st.verify_failures && !st.io_errors && !st.restore_failures,
 		 "%s %s: no failures", name, kn);

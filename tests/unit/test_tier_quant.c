@@ -142,7 +142,10 @@ START_TEST(test_roundtrip_bound)
 					float amp = (float)pow(10.0, -3.0 + 6.0 * r / nrows);
 
 					make_row(&rng, dtype, in + (size_t)r * E, E, amp,
-						 r % 7 == 1 ? 1 : r % 7 == 2 ? 2 : r % 7 == 3 ? 3 : 0);
+						 r % 7 == 1   ? 1
+						 : r % 7 == 2 ? 2
+						 : r % 7 == 3 ? 3
+							      : 0);
 				}
 				memset(q, 0xee, qb);
 				ck_assert_int_eq(tier_quant_encode(kind, dtype, E, in, raw, q), 0);
@@ -160,16 +163,17 @@ START_TEST(test_roundtrip_bound)
 					float amax = 0;
 
 					for (uint32_t i = 0; i < E; i++)
-						amax = fmaxf(amax,
-							     fabsf(from_dtype(dtype, in[r * E + i])));
+						amax = fmaxf(amax, fabsf(from_dtype(
+									   dtype, in[r * E + i])));
 					for (uint32_t i = 0; i < E; i++) {
 						float x = from_dtype(dtype, in[r * E + i]);
 						float y = from_dtype(dtype, out[r * E + i]);
 
-						ck_assert_msg(within(kind, dtype, x, y, amax),
-							      "kind %u dtype %u E %u row %u: %g -> %g "
-							      "(amax %g)",
-							      kind, dtype, E, r, x, y, amax);
+						ck_assert_msg(
+							within(kind, dtype, x, y, amax),
+							"kind %u dtype %u E %u row %u: %g -> %g "
+							"(amax %g)",
+							kind, dtype, E, r, x, y, amax);
 						if (amax == 0)
 							ck_assert(y == 0);
 					}
@@ -325,15 +329,17 @@ static void check_prompt(struct qenv *e, uint32_t s, uint32_t p, uint32_t n)
 					float amax = 0;
 
 					for (uint32_t i = h0; i < h0 + hd; i++)
-						amax = fmaxf(amax, fabsf(from_dtype(
-									   e->dtype,
-									   to_dtype(e->dtype,
-										    value(p, t, l, kv,
-											  i, hd)))));
+						amax = fmaxf(
+							amax,
+							fabsf(from_dtype(e->dtype,
+									 to_dtype(e->dtype,
+										  value(p, t, l, kv,
+											i, hd)))));
 					for (uint32_t i = h0; i < h0 + hd; i++) {
 						float x = from_dtype(
 							e->dtype,
-							to_dtype(e->dtype, value(p, t, l, kv, i, hd)));
+							to_dtype(e->dtype,
+								 value(p, t, l, kv, i, hd)));
 						float y = from_dtype(e->dtype,
 								     buf[(size_t)t * per + i]);
 
@@ -350,13 +356,12 @@ static void check_prompt(struct qenv *e, uint32_t s, uint32_t p, uint32_t n)
 	ck_assert_uint_lt(exact, total);
 }
 
-static void qenv_open(struct qenv *e, int i, uint32_t host_recs, uint32_t disk_recs,
-		      uint32_t flags)
+static void qenv_open(struct qenv *e, int i, uint32_t host_recs, uint32_t disk_recs, uint32_t flags)
 {
 	struct kvmm_tiers_config tc = {.host_placement = KVMM_HOST_ANY_NODE,
 				       .disk_policy = KVMM_WRITE_THROUGH,
 				       .encoding = e->kind == TIER_QUANT_FP8 ? KVMM_SPILL_FP8
-									 : KVMM_SPILL_INT8,
+									     : KVMM_SPILL_INT8,
 				       .kv_dtype = e->dtype,
 				       .flags = flags};
 	uint64_t rec;
@@ -370,8 +375,7 @@ static void qenv_open(struct qenv *e, int i, uint32_t host_recs, uint32_t disk_r
 	for (uint32_t p = 0; p < NPROMPT; p++)
 		for (uint32_t t = 0; t < NBLK * e->tpb; t++)
 			e->tok[p][t] = 300000u * (p + 1) + t;
-	rec = tier_rec_bytes(e->tpb,
-			     tier_quant_bytes(e->info.block_bytes, e->info.shape.head_dim));
+	rec = tier_rec_bytes(e->tpb, tier_quant_bytes(e->info.block_bytes, e->info.shape.head_dim));
 	tc.host_bytes = host_recs * rec;
 	tc.disk_dir = disk_recs ? tf_dir : NULL;
 	tc.disk_bytes = 4096 + disk_recs * rec;
@@ -435,7 +439,7 @@ START_TEST(test_tiers_quant_roundtrip)
 			ck_assert_int_eq(kvmm_tiers_stats(e.c, &st), 0);
 			ck_assert_uint_eq(st.spill_skipped, 0);
 			ck_assert_uint_eq(st.encoding, kind == TIER_QUANT_FP8 ? KVMM_SPILL_FP8
-									     : KVMM_SPILL_INT8);
+									      : KVMM_SPILL_INT8);
 			ck_assert_uint_eq(st.quant_on_device, 0);
 			/* fewer bytes went down: (E + 4) / 2E of them, and
 			 * some padding (75% here, E = 8; 52% for E = 128) */
@@ -482,8 +486,7 @@ START_TEST(test_tiers_quant_corrupt)
 	pthread_mutex_lock(&t->lock);
 	ck_assert_ptr_nonnull(tidx_find(t, keys[2], &slot));
 	/* a scale byte: the last part of the payload */
-	((unsigned char *)tier_host_slot(t->host, slot))[t->hdr_bytes + t->payload_bytes - 20] ^=
-		4;
+	((unsigned char *)tier_host_slot(t->host, slot))[t->hdr_bytes + t->payload_bytes - 20] ^= 4;
 	pthread_mutex_unlock(&t->lock);
 	ck_assert_uint_eq(qrestore(&e, 1), 2 * e.tpb);
 	ck_assert_int_eq(kvmm_tiers_stats(e.c, &st), 0);

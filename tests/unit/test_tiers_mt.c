@@ -513,6 +513,14 @@ START_TEST(test_bad_args)
 	tc.host_policy = 7;
 	ck_assert_int_eq(kvmm_tiers_enable(e.c, &tc), -EINVAL);
 	tc.host_policy = KVMM_WRITE_BACK;
+	/* a persistent host pool: the module's or nothing */
+	tc.host_pool_name = "kvmm-test-persist";
+	tc.flags = KVMM_TIERS_NO_KMOD;
+	ck_assert_int_eq(kvmm_tiers_enable(e.c, &tc), -EINVAL);
+	tc.flags = 0;
+	if (kvmm_probe(NULL, NULL) == -ENODEV)
+		ck_assert_int_eq(kvmm_tiers_enable(e.c, &tc), -ENODEV);
+	tc.host_pool_name = NULL;
 	tc.host_bytes = 4096; /* less than one record */
 	ck_assert_int_eq(kvmm_tiers_enable(e.c, &tc), -EINVAL);
 	tc.host_bytes = 1u << 20;

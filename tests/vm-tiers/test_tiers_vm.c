@@ -11,7 +11,11 @@
  *    nothing is served; after the table goes back to linear the tier is
  *    usable again;
  *  - the whole tiers layer with the host pool from kvm.ko (a module pool,
- *    residency in sysfs): fill, evict, spill, restore, every byte.
+ *    residency in sysfs): fill, evict, spill, restore, every byte;
+ *  - a persistent host pool: a process spills into it and is killed (-9);
+ *    the next one re-opens the pool, finds every record (checksummed) and
+ *    restores from host RAM with no disk at all; a second process cannot
+ *    open it meanwhile; a corrupted record is found no more.
  * TAP; skips (77) without /dev/nvme0n1.
  */
 #include <errno.h>
@@ -24,6 +28,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "../gpu/gputest.h"
@@ -386,6 +392,178 @@ out:
 	kvmm_backend_close(be);
 }
 
+/* ---- a persistent host pool across processes ---------------------------- */
+
+#define PERSIST "kvmm-vmtest-persist"
+#define PN	2048 /* tokens: 8 blocks of 256 */
+
+static uint8_t prow[PN * 64], pback[PN * 64];
+
+static void persist_rows(uint32_t l, uint32_t kv)
+{
+	for (uint32_t i = 0; i < sizeof(prow); i++)
+		prow[i] = (uint8_t)mix(0x77 + l * 7 + kv + i);
+}
+
+/* A cache whose host tier is the persistent pool (no disk). */
+static int persist_open(struct kvmm_backend **be, struct kvmm_cache **c)
+{
+	struct kvmm_backend_config bc = {.type = KVMM_BACKEND_HOST, .page_size = 64u << 10};
+	struct kvmm_cache_config cc = {.shape = {2, 2, 16, 2},
+				       .layout = KVMM_LAYOUT_PAGE_MAJOR,
+				       .max_seqs = 2,
+				       .max_tokens = 4096,
+				       .budget_bytes = 48u << 20,
+				       .flags = KVMM_CACHE_NO_MAPPER};
+	struct kvmm_tiers_config tc = {.host_bytes = 16 * (68u << 10),
+				       .host_placement = KVMM_HOST_ANY_NODE,
+				       .host_pool_name = PERSIST};
+	int ret = kvmm_backend_open(&bc, be);
+
+	*c = NULL;
+	if (!ret)
+		ret = kvmm_cache_create(*be, &cc, c);
+	if (!ret)
+		ret = kvmm_prefix_enable(*c, NULL);
+	if (!ret)
+		ret = kvmm_tiers_enable(*c, &tc);
+	return ret;
+}
+
+static void persist_close(struct kvmm_backend *be, struct kvmm_cache *c)
+{
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+
+/* Child: fill, spill every block to the pool, then die with SIGKILL. */
+static void persist_child(const uint32_t *tok)
+{
+	struct kvmm_backend *be;
+	struct kvmm_cache *c;
+	uint32_t s;
+	int ret = persist_open(&be, &c);
+
+	if (!ret)
+		ret = kvmm_seq_open(c, PN, &s);
+	if (!ret) {
+		struct kvmm_step_entry e = {s, PN};
+
+		ret = kvmm_step(c, &e, 1);
+		for (uint32_t l = 0; l < 2 && !ret; l++)
+			for (uint32_t kv = 0; kv < 2 && !ret; kv++) {
+				persist_rows(l, kv);
+				ret = kvmm_seq_write(c, s, l, kv, 0, PN, prow);
+			}
+		if (!ret)
+			ret = kvmm_prefix_insert(c, s, NULL, tok, PN) == PN ? 0 : -1;
+		kvmm_seq_close(c, s);
+	}
+	if (!ret)
+		ret = kvmm_prefix_evict(c, 1000) == PN / 256 ? 0 : -1;
+	kvmm_tiers_flush(c);
+	if (ret)
+		_exit(3);
+	raise(SIGKILL); /* no clean shutdown */
+	_exit(4);
+}
+
+/* Restore tok and count the tokens whose bytes are exact (-1: wrong bytes
+ * served). */
+static int64_t persist_restore(struct kvmm_cache *c, const uint32_t *tok)
+{
+	struct kvmm_prefix_handle *h = NULL;
+	struct kvmm_prefetch *pf = NULL;
+	uint32_t found = 0, m = 0, s;
+	int64_t got = 0;
+
+	if (kvmm_prefix_prefetch(c, NULL, tok, PN, 0, &pf, &found))
+		return -1;
+	if (pf)
+		kvmm_prefetch_wait(c, pf, PN, UINT64_MAX);
+	kvmm_prefetch_release(c, pf);
+	if (kvmm_prefix_match(c, NULL, tok, PN, &h, &m))
+		return -1;
+	if (m && !kvmm_seq_open(c, m, &s)) {
+		got = kvmm_seq_attach_prefix(c, s, h, KVMM_ATTACH_COPY) ? -1 : (int64_t)m;
+		for (uint32_t l = 0; l < 2 && got > 0; l++)
+			for (uint32_t kv = 0; kv < 2 && got > 0; kv++) {
+				persist_rows(l, kv);
+				if (kvmm_seq_read(c, s, l, kv, 0, m, pback) ||
+				    memcmp(prow, pback, (size_t)m * 64))
+					got = -1;
+			}
+		kvmm_seq_close(c, s);
+	}
+	kvmm_prefix_release(c, h);
+	return got;
+}
+
+static void tiers_persistent(struct gt *t)
+{
+	struct kvmm_backend *be = NULL;
+	struct kvmm_cache *c = NULL;
+	struct kvmm_tiers_stats st;
+	uint32_t tok[PN];
+	int status = 0, ret;
+	int64_t got;
+	pid_t pid;
+
+	for (uint32_t i = 0; i < PN; i++)
+		tok[i] = 800000 + i;
+	kvmm_hostpool_destroy(PERSIST); /* left over by an earlier run */
+	pid = fork();
+	if (pid == 0)
+		persist_child(tok);
+	waitpid(pid, &status, 0);
+	GT_CHECK(t, WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		 "a process spilled 8 blocks into the persistent pool and was killed (status %x)",
+		 status);
+	ret = persist_open(&be, &c);
+	kvmm_tiers_stats(c, &st);
+	GT_CHECK(t,
+		 ret == 0 && st.host_scan_found == PN / 256 && st.blocks[KVMM_RES_HOST] == PN / 256,
+		 "restart: the pool re-opened, %llu records found (%d, %s)",
+		 (unsigned long long)st.host_scan_found, ret, st.host_source);
+	/* nobody else may write into it meanwhile */
+	pid = fork();
+	if (pid == 0) {
+		struct kvmm_backend *be2;
+		struct kvmm_cache *c2;
+
+		ret = persist_open(&be2, &c2);
+		_exit(ret == -EBUSY ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	GT_CHECK(t, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		 "a second process gets -EBUSY for the pool in use");
+	got = persist_restore(c, tok);
+	kvmm_tiers_stats(c, &st);
+	GT_CHECK(t, got == PN && st.restores_host == PN / 256 && st.restores_disk == 0,
+		 "every block restored from host RAM, byte for byte, no disk (%lld tokens)",
+		 (long long)got);
+	persist_close(be, c);
+	/* a byte of one record goes bad behind our back */
+	{
+		struct kvmm_hostpool *p = NULL;
+
+		ret = kvmm_hostpool_open(PERSIST, 0, &p);
+		if (!ret)
+			((uint8_t *)kvmm_hostpool_base(p))[st.host_slot_bytes * 3 + 8192] ^= 0x20;
+		kvmm_hostpool_close(p);
+	}
+	ret = persist_open(&be, &c);
+	kvmm_tiers_stats(c, &st);
+	got = ret ? -1 : persist_restore(c, tok);
+	GT_CHECK(t, !ret && st.host_scan_found == PN / 256 - 1 && got >= 0 && got < PN,
+		 "a corrupt record is not found again; the rest restores exactly (%llu found, "
+		 "%lld tokens)",
+		 (unsigned long long)st.host_scan_found, (long long)got);
+	persist_close(be, c);
+	ret = kvmm_hostpool_destroy(PERSIST);
+	GT_CHECK(t, ret == 0, "the pool is destroyed (%d)", ret);
+}
+
 int main(void)
 {
 	struct gt t = {0};
@@ -399,9 +577,11 @@ int main(void)
 	raw_nvme(&t, buf);
 	dm_error_half(&t, buf);
 	dm_flakey_corrupt(&t, buf);
-	if (access("/dev/kvmm", F_OK) == 0)
+	if (access("/dev/kvmm", F_OK) == 0) {
 		tiers_kmod(&t);
-	else
-		printf("# no /dev/kvmm: the module pool test is not run\n");
+		tiers_persistent(&t);
+	} else {
+		printf("# no /dev/kvmm: the module pool tests are not run\n");
+	}
 	return gt_done(&t);
 }

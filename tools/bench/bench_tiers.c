@@ -835,8 +835,7 @@ static int bench_spill(struct bench_ctx *ctx, struct kvmm_backend *be)
 		m[5] = bench_median(rr, reps);
 		/* the issue's metrics are the GPU's; the host backend's are
 		 * reported under their own names */
-		snprintf(name, sizeof(name), "%s%s", variants[v].spill,
-			 cuda ? "" : "_hostbackend");
+		snprintf(name, sizeof(name), "%s%s", variants[v].spill, cuda ? "" : "_hostbackend");
 		bench_result_ratio(ctx, "tiers-spill", name, m[0] / 1e9, "GB/s",
 				   cuda ? "cuMemcpyDtoH_pinned" : "memcpy", m[1] / 1e9, m[2]);
 		snprintf(name, sizeof(name), "%s%s", variants[v].restore,
