@@ -592,10 +592,11 @@ enum kvmm_write_policy {
  * 1-byte values and one fp32 scale (about half the bytes over PCIe, in
  * the host pool and on disk; kvmm_pack()'s layout), on the GPU with
  * libkvmm's pack kernels, elsewhere on the CPU.  A restored element x' of
- * x, with amax the largest |x| of its row and u the cache type's unit
- * roundoff (2^-8 bf16, 2^-11 fp16):
- *   INT8: |x' - x| <= amax / 254 + u |x'|
- *   FP8:  |x' - x| <= max(|x| / 16, amax / 458752) + u |x'|
+ * x, with amax the largest |x| of its row, u the cache type's unit
+ * roundoff (2^-8 bf16, 2^-11 fp16) and nu half its smallest subnormal
+ * step (2^-134 bf16, 2^-25 fp16):
+ *   INT8: |x' - x| <= amax / 254 + u |x'| + nu
+ *   FP8:  |x' - x| <= max(|x| / 16, amax / 458752) + u |x'| + nu
  * The cache must hold fp16 or bf16 (elem_size 2; kv_dtype says which).
  */
 enum kvmm_spill_encoding {

@@ -7,8 +7,9 @@
  * pool in >10 min; 8 GiB cuMemHostAlloc 2.7 s): one thread faulting in
  * 4 KiB pages and one cuMemHostRegister over everything.  Here the work is
  * split in pieces that several threads, running on the pool's node,
- * populate with MADV_POPULATE_WRITE (no user fault per page), then the
- * same threads register the chunks.
+ * populate with MADV_POPULATE_WRITE (no user fault per page); the thread
+ * that populates a chunk's last piece registers that chunk while the others
+ * go on populating.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -552,18 +552,6 @@ START_TEST(test_tiers_quant_config)
 }
 END_TEST
 
-static void async_setup(void)
-{
-	setenv("KVMM_TIER_COPY_ASYNC", "1", 1);
-	tf_setup();
-}
-
-static void async_teardown(void)
-{
-	tf_teardown();
-	unsetenv("KVMM_TIER_COPY_ASYNC");
-}
-
 int main(void)
 {
 	Suite *s = suite_create("tier_quant");
@@ -587,7 +575,7 @@ int main(void)
 	suite_add_tcase(s, te);
 	ta = tcase_create("tiers-async");
 	tcase_set_timeout(ta, 300);
-	tcase_add_checked_fixture(ta, async_setup, async_teardown);
+	tcase_add_checked_fixture(ta, tf_async_setup, tf_async_teardown);
 	tcase_add_loop_test(ta, test_tiers_quant_roundtrip, 0, 3);
 	tcase_add_loop_test(ta, test_tiers_quant_corrupt, 0, 3);
 	tcase_add_loop_test(ta, test_tiers_quant_layerwise, 0, 3);

@@ -612,20 +612,6 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
-/* The same with the copies of an asynchronous engine (emulated streams:
- * copies complete later, on other threads, as on a GPU). */
-static void async_setup(void)
-{
-	setenv("KVMM_TIER_COPY_ASYNC", "1", 1);
-	tf_setup();
-}
-
-static void async_teardown(void)
-{
-	tf_teardown();
-	unsetenv("KVMM_TIER_COPY_ASYNC");
-}
-
 int main(void)
 {
 	Suite *s;
@@ -652,7 +638,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	ta = tcase_create("tiers-async");
 	tcase_set_timeout(ta, 300);
-	tcase_add_checked_fixture(ta, async_setup, async_teardown);
+	tcase_add_checked_fixture(ta, tf_async_setup, tf_async_teardown);
 	tcase_add_loop_test(ta, test_roundtrip_write_back, 0, 6);
 	tcase_add_loop_test(ta, test_roundtrip_write_through, 0, 3);
 	tcase_add_loop_test(ta, test_restart_from_disk, 0, 3);

@@ -26,6 +26,18 @@ void tf_teardown(void)
 	tf_rm_rf(tf_dir);
 }
 
+void tf_async_setup(void)
+{
+	setenv("KVMM_TIER_COPY_ASYNC", "1", 1);
+	tf_setup();
+}
+
+void tf_async_teardown(void)
+{
+	tf_teardown();
+	unsetenv("KVMM_TIER_COPY_ASYNC");
+}
+
 int tf_need_direct(void)
 {
 	char why[512];

@@ -17,16 +17,21 @@
 /* The scratch directory of the running test (tf_run_disk_tests). */
 extern char tf_dir[512];
 
-/*
- * Run tests[0..n) as one suite, each in a fresh tf_dir (removed after).
- * Where the scratch filesystem refuses O_DIRECT, prints the reason with
- * "SKIP" and returns 77; else the exit status of the run.
- */
 /* 77 (after printing why, with "SKIP") where O_DIRECT cannot work. */
 int tf_need_direct(void);
 /* Per-test fixture: a fresh tf_dir, removed after. */
 void tf_setup(void);
 void tf_teardown(void);
+/* The same, with the tiers' copies on emulated asynchronous streams
+ * (KVMM_TIER_COPY_ASYNC=1: copies complete later, on other threads, as on
+ * a GPU). */
+void tf_async_setup(void);
+void tf_async_teardown(void);
+/*
+ * Run tests[0..n) as one suite, each in a fresh tf_dir (removed after).
+ * Where the scratch filesystem refuses O_DIRECT, prints the reason with
+ * "SKIP" and returns 77; else the exit status of the run.
+ */
 int tf_run_disk_tests(const char *name, int timeout_s, const TTest *const *tests, int n);
 
 /*
