@@ -283,7 +283,7 @@ static int open_host(struct kvmm_tiers *t)
 		hc.mem = NULL;
 	}
 	/* our own mapping: transparent huge pages unless refused (creation
-	 * and copies measured faster with them, bench/RESULTS.md); where the
+	 * was faster with them on the H100 machine, docs/tiers.md); where the
 	 * kernel has none, the pool gets 4 KiB pages all the same */
 	if (!(t->cfg.flags & (KVMM_TIERS_HOST_NO_THP | KVMM_TIERS_HOST_HUGETLB)))
 		hc.flags |= TIER_HOST_THP;
@@ -391,9 +391,8 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 		ret = open_codec(t);
 	if (!ret) {
 		/* checksums at copy speed: a PCIe 5 link moves ~52 GB/s each
-		 * way, one thread hashes 5-12 GB/s from memory (9 threads did
-		 * 40-49 GB/s on the H100 machine, bench/RESULTS.md): every
-		 * other core helps, in bursts, while copies run */
+		 * way, one thread hashes 5-12 GB/s from memory: every other
+		 * core helps, in bursts, while copies run */
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 		ret = tier_hashpool_create(ncpu > 32  ? 31
