@@ -22,6 +22,7 @@ from .cache import LAYOUTS, Batch, Cache, Sequence
 from .errors import KvmmError, Unavailable
 from .hostpool import HostPool, probe
 from .prefix import Namespace, PrefixMatch
+from .tiers import Prefetch
 from .view import KVView
 
 __version__ = "0.1.0"
@@ -53,5 +54,6 @@ def strerror(err):
 
 
 __all__ = ["Backend", "Batch", "Cache", "HostPool", "KVView", "KvmmError", "LAYOUTS",
-           "LibraryNotFoundError", "Namespace", "PrefixMatch", "Sequence", "Unavailable", "K", "V",
+           "LibraryNotFoundError", "Namespace", "Prefetch", "PrefixMatch",
+           "Sequence", "Unavailable", "K", "V",
            "dtypes", "has", "library_path", "library_version", "probe", "strerror"]

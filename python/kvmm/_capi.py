@@ -39,6 +39,15 @@ HOSTPOOL_TIERS = ("gpu", "host", "disk", "inflight")  # enum kvmm_hostpool_tier
 # kernels
 DTYPE_FP16, DTYPE_BF16 = 1, 2
 QUANT_NONE, QUANT_INT8, QUANT_FP8_E4M3 = 0, 1, 2
+# tiers
+RESIDENCY = ("gpu", "host", "disk", "inflight")  # enum kvmm_residency, in order
+WRITE_BACK, WRITE_THROUGH = 0, 1
+SPILL_RAW, SPILL_FP8, SPILL_INT8 = 0, 1, 2
+HOST_GPU_NODE, HOST_ANY_NODE, HOST_NODE = 0, 1, 2
+TIERS_HOST_THP, TIERS_HOST_HUGETLB, TIERS_NO_KMOD = 1 << 0, 1 << 1, 1 << 2
+TIERS_DISK_BUFFERED, TIERS_DISK_DISCARD, TIERS_DISK_SCAN_HEADERS = 1 << 3, 1 << 4, 1 << 5
+TIERS_NO_VERIFY_HOST, TIERS_HOST_NO_THP = 1 << 6, 1 << 7
+PREFETCH_LAYERWISE = 1 << 0
 
 
 # Spare zero bytes after every struct handed to libkvmm: structs only grow
@@ -218,6 +227,49 @@ class HostpoolStat(Struct):
         return d
 
 
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class TiersConfig(Struct):
+    _fields_ = [("host_bytes", c_uint64), ("host_placement", c_int), ("host_node", c_int32),
+                ("host_threads", c_uint32), ("host_policy", c_int), ("disk_dir", c_char_p),
+                ("disk_bytes", c_uint64), ("disk_queue_depth", c_uint32),
+                ("disk_policy", c_int), ("disk_admit_hits", c_uint32), ("encoding", c_int),
+                ("flags", c_uint32), ("log", LOG_FN), ("log_arg", c_void_p),
+                ("kv_dtype", c_uint32), ("__pad", c_uint32), ("host_pool_name", c_char_p)]
+
+
+class TiersStats(Struct):
+    _fields_ = [("blocks", c_uint64 * len(RESIDENCY)), ("host_bytes", c_uint64),
+                ("host_slot_bytes", c_uint64), ("host_slots", c_uint64),
+                ("host_slots_free", c_uint64), ("host_node", c_int32), ("host_pinned", c_uint32),
+                ("host_create_ns", c_uint64), ("disk_capacity_bytes", c_uint64),
+                ("disk_used_bytes", c_uint64), ("disk_direct", c_uint32),
+                ("disk_scan_found", c_uint32), ("disk_scan_ns", c_uint64),
+                ("spills_host", c_uint64), ("spill_host_bytes", c_uint64),
+                ("spills_disk", c_uint64), ("spill_disk_bytes", c_uint64),
+                ("restores_host", c_uint64), ("restores_disk", c_uint64),
+                ("restore_bytes", c_uint64), ("prefetches", c_uint64),
+                ("prefetch_blocks", c_uint64), ("spill_skipped", c_uint64),
+                ("host_evictions", c_uint64), ("host_drops_unwritten", c_uint64),
+                ("disk_admit_rejects", c_uint64), ("disk_evictions", c_uint64),
+                ("verify_failures", c_uint64), ("io_errors", c_uint64),
+                ("restore_failures", c_uint64), ("host_reclaimed", c_uint64),
+                ("encoding", c_uint32), ("quant_on_device", c_uint32),
+                ("host_source", ctypes.c_char * 96), ("host_scan_found", c_uint64),
+                ("host_scan_ns", c_uint64)]
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["blocks"] = dict(zip(RESIDENCY, self.blocks))
+        d["host_source"] = self.host_source.decode(errors="replace")
+        d["encoding"] = {SPILL_RAW: "raw", SPILL_FP8: "fp8",
+                         SPILL_INT8: "int8"}.get(self.encoding, self.encoding)
+        for k in ("host_pinned", "disk_direct", "quant_on_device"):
+            d[k] = bool(d[k])
+        return d
+
+
 # Every struct the binding mirrors, by its C name (for the ABI test).
 STRUCTS = {
     "kvmm_backend_config": BackendConfig, "kvmm_backend_stats": BackendStats,
@@ -228,6 +280,7 @@ STRUCTS = {
     "kvmm_paged_kv": PagedKV, "kvmm_pack_run": PackRun, "kvmm_pack_params": PackParams,
     "kvmm_kmod_info": KmodInfo, "kvmm_hostpool_config": HostpoolConfig,
     "kvmm_hostpool_range": HostpoolRange, "kvmm_hostpool_stat": HostpoolStat,
+    "kvmm_tiers_config": TiersConfig, "kvmm_tiers_stats": TiersStats,
 }
 
 _p = c_void_p  # opaque object pointers
@@ -271,6 +324,17 @@ PROTOTYPES = {
     "kvmm_prefix_hint": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, c_uint64]),
     "kvmm_prefix_evict": (c_int, [_p, c_uint32]),
     "kvmm_prefix_stats": (c_int, [_p, POINTER(PrefixStats)]),
+    "kvmm_tiers_enable": (c_int, [_p, POINTER(TiersConfig)]),
+    "kvmm_prefix_prefetch": (c_int, [_p, POINTER(Ns), _u32p, c_uint32, c_uint32, POINTER(_p),
+                                     _u32p]),
+    "kvmm_prefetch_wait": (c_int64, [_p, _p, c_uint32, c_uint64]),
+    "kvmm_prefetch_release": (None, [_p, _p]),
+    "kvmm_seq_attach_prefetch": (c_int, [_p, c_uint32, _p]),
+    "kvmm_prefetch_wait_layer": (c_int, [_p, _p, c_uint32]),
+    "kvmm_prefetch_layer_event": (c_int, [_p, _p, c_uint32, POINTER(c_uint64)]),
+    "kvmm_tiers_flush": (c_int, [_p]),
+    "kvmm_tiers_stats": (c_int, [_p, POINTER(TiersStats)]),
+    "kvmm_tiers_stats_json": (c_int, [_p, c_char_p, c_size_t]),
     "kvmm_probe": (c_int, [c_char_p, POINTER(KmodInfo)]),
     "kvmm_hostpool_create": (c_int, [POINTER(HostpoolConfig), POINTER(_p)]),
     "kvmm_hostpool_open": (c_int, [c_char_p, c_uint32, POINTER(_p)]),

@@ -101,6 +101,8 @@ class Cache(Owner):
                               else (dlpack.KDL_CPU, 0) if kind == "host" else None)
         self._seqs = weakref.WeakValueDictionary()  # slot -> open Sequence
         self._prefix_clock = None  # the prefix cache's clock thunk, if any
+        self._tiers_log = None  # the tiers' log thunk, if any
+        self._prefetches = {}  # C handles of prefetches not yet released
 
     def _free(self):
         h, self._h = self._h, None
@@ -108,6 +110,9 @@ class Cache(Owner):
             s._slot = None
         self._seqs.clear()
         if h:
+            if self._prefetches:  # libkvmm's destroy does not end them
+                from . import tiers
+                tiers.release_all(self, h)
             lib.kvmm_cache_destroy(h)
             self.backend._unpin()
 
@@ -183,11 +188,14 @@ class Cache(Owner):
 
     def stats_json(self):
         """The library's own JSON rendering (kvmm_cache_stats_json), as a string."""
-        h = self.handle
-        n = check(lib.kvmm_cache_stats_json(h, None, 0), "kvmm_cache_stats_json")
+        return self._json("kvmm_cache_stats_json")
+
+    def _json(self, func):
+        h, fn = self.handle, getattr(lib, func)
+        n = check(fn(h, None, 0), func)
         while True:
             buf = ctypes.create_string_buffer(n + 1)
-            m = check(lib.kvmm_cache_stats_json(h, buf, n + 1), "kvmm_cache_stats_json")
+            m = check(fn(h, buf, n + 1), func)
             if m <= n:  # counters may grow digits between the two calls
                 return buf.value.decode()
             n = m
@@ -234,6 +242,44 @@ class Cache(Owner):
         st = _capi.PrefixStats.new()
         check(lib.kvmm_prefix_stats(self.handle, ctypes.byref(st)), "kvmm_prefix_stats")
         return st.to_dict()
+
+    # -- tiers (kvmm.tiers holds the details) --
+    def enable_tiers(self, host_bytes, **kw):
+        """Enable the tiers under the prefix cache (kvmm_tiers_enable), once
+        (EEXIST after; EINVAL before enable_prefix()).  Evicted prefix blocks
+        then spill to a pinned host pool of host_bytes and, with disk_dir
+        and disk_bytes, on to disk.  Keywords (docs/python.md lists them):
+        host_node (None: the GPU's node, "any", or a node number),
+        host_threads, host_policy and disk_policy ("write-back" or
+        "write-through"), host_pages (None, "thp", "4k", "hugetlb"), kmod,
+        verify_host, host_pool_name, disk_dir, disk_bytes,
+        disk_queue_depth, disk_admit_hits, disk_buffered, disk_discard,
+        disk_scan_headers, encoding ("raw", "fp8", "int8"), log
+        (callable(message), called from libkvmm's threads too)."""
+        from . import tiers
+        tiers.enable(self, host_bytes, **kw)
+
+    def prefix_prefetch(self, tokens, ns=None, layerwise=False):
+        """Start restoring tokens' spilled blocks into the prefix cache: a
+        Prefetch (found = tokens cached once it completes; wait() for them,
+        then prefix_match()).  layerwise=True gathers every record on the
+        host first, for Sequence.attach_prefetch() and wait_layer()."""
+        from . import tiers
+        return tiers.prefetch(self, tokens, ns, layerwise)
+
+    def tiers_flush(self):
+        """Wait until every spill queued so far is done (kvmm_tiers_flush)."""
+        check(lib.kvmm_tiers_flush(self.handle), "kvmm_tiers_flush")
+
+    def tiers_stats(self):
+        """A snapshot of the tiers (kvmm_tiers_stats) as a dict; blocks is
+        {"gpu", "host", "disk", "inflight"}: residency now."""
+        from . import tiers
+        return tiers.stats(self)
+
+    def tiers_stats_json(self):
+        """kvmm_tiers_stats_json, as a string."""
+        return self._json("kvmm_tiers_stats_json")
 
     def __repr__(self):
         if self._closing:
@@ -345,6 +391,15 @@ class Sequence(Closing):
         """Make a matched prefix this (empty) sequence's first tokens."""
         from . import prefix
         prefix.attach(self, match, mode)
+
+    def attach_prefetch(self, prefetch):
+        """Layer-wise restore: make a layer-wise Prefetch's whole prefix this
+        (empty) sequence's first tokens as soon as its records are verified
+        on the host, before the copies finish (kvmm_seq_attach_prefetch).
+        Read layer l only after prefetch.wait_layer(l).  Returns the tokens
+        attached; ENOENT when nothing was restored, EIO when a record failed."""
+        from . import tiers
+        return tiers.attach(self, prefetch)
 
     def __repr__(self):
         if self._slot is None:
