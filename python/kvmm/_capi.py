@@ -257,7 +257,8 @@ class TiersStats(Struct):
                 ("restore_failures", c_uint64), ("host_reclaimed", c_uint64),
                 ("encoding", c_uint32), ("quant_on_device", c_uint32),
                 ("host_source", ctypes.c_char * 96), ("host_scan_found", c_uint64),
-                ("host_scan_ns", c_uint64)]
+                ("host_scan_ns", c_uint64), ("bookkeeping_only", c_uint32),
+                ("__pad2", c_uint32)]
 
     def to_dict(self):
         d = super().to_dict()

@@ -726,7 +726,8 @@ int kvmm_prefetch_layer_event(struct kvmm_cache *c, struct kvmm_prefetch *pf, ui
 			      uint64_t *event);
 
 /* Wait until every spill queued so far (to the host pool and to disk) is
- * done.  Thread-safe. */
+ * done, and every prefetch started so far (a hint's too) has nothing left
+ * in flight.  Thread-safe. */
 int kvmm_tiers_flush(struct kvmm_cache *c);
 
 struct kvmm_tiers_stats {
@@ -766,6 +767,12 @@ struct kvmm_tiers_stats {
 	char host_source[96];	   /* "anon", "kvmm pool <name>", ... */
 	uint64_t host_scan_found;  /* records found in a re-opened persistent pool */
 	uint64_t host_scan_ns;
+	/* 1 on the null backend: the tiers keep their real index, capacity,
+	 * eviction, write policies and counters (bytes counted as moved), but
+	 * no bytes exist: nothing was copied, written, read or verified
+	 * (verify_failures and io_errors stay 0; docs/tiers.md) */
+	uint32_t bookkeeping_only;
+	uint32_t __pad2;
 };
 /* Snapshot.  -EINVAL (also: tiers not enabled).  Thread-safe. */
 int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st);

@@ -219,34 +219,52 @@ void disk_free_slot(struct tier_disk *d, uint32_t slot)
 	d->free_slots[d->nfree++] = slot;
 }
 
-void disk_index_add_valid(struct tier_disk *d, uint32_t s)
+/* The slot of key, valid or being written. */
+static bool slot_of(struct tier_disk *d, uint64_t key, uint32_t *slot)
+{
+	uint64_t v;
+
+	if (!u64map_get(&d->index, key, &v) ||
+	    (d->slots[v].state != SLOT_VALID && d->slots[v].state != SLOT_WRITING))
+		return false;
+	*slot = (uint32_t)v;
+	return true;
+}
+
+/*
+ * A record takes its place in the leaf LRU when its write starts (newest
+ * last), not when the write completes: the order of records, and so which
+ * one a later put evicts, follows the order of the puts, not of their
+ * completions (nor differs from a disk tier without storage).  Records
+ * being written are skipped by eviction.
+ */
+void disk_index_link(struct tier_disk *d, uint32_t s)
 {
 	struct dslot *x = &d->slots[s];
 	uint64_t n = nchildren(d, x->parent);
 	uint32_t p;
 
-	x->state = SLOT_VALID;
+	if (x->linked)
+		return;
+	x->linked = 1;
 	/* The children map may fail to grow only on -ENOMEM; the record
 	 * then just is not protected from eviction before its child. */
 	u64map_put(&d->children, x->parent, n + 1);
-	if (valid_slot_of(d, x->parent, &p))
+	if (slot_of(d, x->parent, &p))
 		lru_remove(d, p);
 	if (!nchildren(d, x->key))
 		lru_push(d, s, true);
-	d->st.records++;
-	d->st.bytes_stored += x->bytes;
 }
 
-void disk_drop_locked(struct tier_disk *d, uint32_t s)
+void disk_index_unlink(struct tier_disk *d, uint32_t s)
 {
 	struct dslot *x = &d->slots[s];
-	uint64_t v, n;
+	uint64_t n;
 	uint32_t p;
 
-	if (x->state != SLOT_VALID)
+	if (!x->linked)
 		return;
-	if (u64map_get(&d->index, x->key, &v) && v == s)
-		u64map_del(&d->index, x->key, NULL);
+	x->linked = 0;
 	lru_remove(d, s);
 	n = nchildren(d, x->parent);
 	if (n > 1) {
@@ -255,9 +273,33 @@ void disk_drop_locked(struct tier_disk *d, uint32_t s)
 		u64map_del(&d->children, x->parent, NULL);
 		/* The parent lost its last child on disk: it is a leaf now,
 		 * and likely cold (its child was evicted first). */
-		if (valid_slot_of(d, x->parent, &p))
+		if (slot_of(d, x->parent, &p))
 			lru_push(d, p, false);
 	}
+}
+
+void disk_index_add_valid(struct tier_disk *d, uint32_t s)
+{
+	struct dslot *x = &d->slots[s];
+
+	x->state = SLOT_VALID;
+	if (!x->linked)
+		disk_index_link(d, s); /* (the restart scan's records) */
+	d->st.records++;
+	d->st.bytes_stored += x->bytes;
+}
+
+void disk_drop_locked(struct tier_disk *d, uint32_t s)
+{
+	struct dslot *x = &d->slots[s];
+	uint64_t v;
+
+	if (x->state != SLOT_VALID)
+		return;
+	if (u64map_get(&d->index, x->key, &v) && v == s)
+		u64map_del(&d->index, x->key, NULL);
+	lru_remove(d, s);
+	disk_index_unlink(d, s);
 	d->st.records--;
 	d->st.bytes_stored -= x->bytes;
 	if (x->readers)
@@ -435,7 +477,11 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out)
 		goto fail;
 	}
 	d->cfg.dir = d->dir;
-	{
+	if (cfg->flags & TIER_DISK_NO_STORAGE) {
+		/* nothing to register, open or scan: it starts empty */
+		d->cfg.nbufs = 0;
+		d->cfg.bufs = NULL;
+	} else {
 		struct stat stb;
 
 		if (!stat(d->dir, &stb) && S_ISBLK(stb.st_mode)) {
@@ -447,7 +493,7 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out)
 	ret = geometry(d, &d->cfg);
 	if (ret)
 		goto fail;
-	if (cfg->nbufs) {
+	if (d->cfg.nbufs) {
 		d->bufs = malloc(cfg->nbufs * sizeof(*d->bufs));
 		if (!d->bufs) {
 			ret = -ENOMEM;
@@ -470,6 +516,10 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out)
 		d->segs[i].fd = -1;
 	for (uint64_t i = 0; i < nslots; i++)
 		d->slots[i].prev = d->slots[i].next = NIL;
+	if (cfg->flags & TIER_DISK_NO_STORAGE) {
+		*out = d;
+		return 0;
+	}
 	d->evfd = eventfd(0, EFD_CLOEXEC);
 	if (d->evfd < 0) {
 		ret = -errno;
@@ -508,7 +558,7 @@ void tier_disk_close(struct tier_disk *d)
 
 int tier_disk_submit(struct tier_disk *d, struct tier_disk_op *const *ops, uint32_t n)
 {
-	if (!d || (!ops && n))
+	if (!d || (!ops && n) || d->cfg.flags & TIER_DISK_NO_STORAGE)
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct tier_disk_op *op = ops[i];
@@ -670,7 +720,9 @@ void tier_disk_get_stats(struct tier_disk *d, struct tier_disk_stats *st)
 		return;
 	pthread_mutex_lock(&d->lock);
 	*st = d->st;
-	st->engine = d->io_ops ? d->io_ops->name : "none";
+	st->engine = d->io_ops				   ? d->io_ops->name
+		     : d->cfg.flags & TIER_DISK_NO_STORAGE ? "none (no storage)"
+							   : "none";
 	st->direct = d->open_flags != 0;
 	st->capacity_bytes = (uint64_t)d->max_segs * d->seg_bytes;
 	st->slot_bytes = d->slot_bytes;

@@ -39,7 +39,11 @@
 #define TIER_DISK_SCAN_HEADER (1u << 1) /* restart scan reads headers only */
 #define TIER_DISK_DISCARD     (1u << 2) /* drop what is stored, start empty */
 #define TIER_DISK_PSYNC	      (1u << 3) /* pread/pwrite engine, not io_uring */
-#define TIER_DISK__FLAGS      0xfu
+/* No storage (the null backend's tiers): the index, capacity, segments and
+ * leaf-first eviction as usual, but no directory, file, I/O thread or byte;
+ * operations run in the caller (tier_disk_account).  dir only names it. */
+#define TIER_DISK_NO_STORAGE (1u << 4)
+#define TIER_DISK__FLAGS     0x1fu
 
 typedef void (*tier_log_fn)(void *arg, const char *msg);
 
@@ -142,11 +146,26 @@ int tier_disk_open(const struct tier_disk_config *cfg, struct tier_disk **out);
 /* Finish what is in flight, stop the I/O thread, close.  NULL: no-op. */
 void tier_disk_close(struct tier_disk *d);
 
-/* Queue n requests with one wakeup of the I/O thread. */
+/* Queue n requests with one wakeup of the I/O thread (-EINVAL without
+ * storage: tier_disk_account). */
 int tier_disk_submit(struct tier_disk *d, struct tier_disk_op *const *ops, uint32_t n);
 /* Synchronous forms: return op->result. */
 int tier_disk_put(struct tier_disk *d, uint64_t key, const void *rec, uint64_t len);
 int tier_disk_get(struct tier_disk *d, uint64_t key, void *buf, uint64_t len, struct tier_rec *rec);
+/*
+ * A disk tier without storage (TIER_DISK_NO_STORAGE): op's bookkeeping in
+ * the caller, in two steps as the I/O thread would: tier_disk_account
+ * starts it (a PUT takes a slot for op->rec's key, parent and seq as a
+ * record of op->len bytes, evicting the coldest leaf if need be; a GET
+ * finds the record, holds it against eviction and fills op->rec's key,
+ * parent and seq) and returns op->result, as tier_disk_submit's results (a
+ * GET is never -EBADMSG or -EIO: there is nothing to read or verify);
+ * tier_disk_account_end completes a started op (the PUT's record becomes
+ * readable, the GET's is let go and counted as used).  op->done is not
+ * called, op->buf is not used.  -EINVAL with storage (use submit).
+ */
+int tier_disk_account(struct tier_disk *d, struct tier_disk_op *op);
+void tier_disk_account_end(struct tier_disk *d, struct tier_disk_op *op);
 /* Is key stored (a complete, indexed record)? */
 bool tier_disk_contains(struct tier_disk *d, uint64_t key);
 /* Drop key (no I/O: the slot is reused later).  -ENOENT if absent. */

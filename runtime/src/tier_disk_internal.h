@@ -38,7 +38,8 @@ struct dslot {
 	uint32_t readers;
 	uint8_t state;
 	uint8_t on_lru;
-	uint16_t __pad;
+	uint8_t linked; /* counted as its parent's child (disk_index_link) */
+	uint8_t __pad;
 };
 
 struct dseg {
@@ -110,6 +111,12 @@ uint64_t disk_slot_off(const struct tier_disk *d, uint32_t slot);
 uint64_t disk_seg_base(const struct tier_disk *d, uint32_t idx);
 uint32_t disk_slot_seg(const struct tier_disk *d, uint32_t slot);
 /* Index changes, with d->lock held. */
+/* A record being written counts as its parent's child at once: the parent
+ * stops being an evictable leaf when the write starts, not when it
+ * completes, so which record a later put evicts does not depend on I/O
+ * timing (nor differ from a disk tier without storage). */
+void disk_index_link(struct tier_disk *d, uint32_t slot);
+void disk_index_unlink(struct tier_disk *d, uint32_t slot);
 void disk_index_add_valid(struct tier_disk *d, uint32_t slot);
 void disk_drop_locked(struct tier_disk *d, uint32_t slot);
 void disk_lru_touch(struct tier_disk *d, uint32_t slot);

@@ -88,8 +88,20 @@ int disk_engine_init(struct tier_disk *d, struct tier_io *io, bool with_bufs, in
 
 static void finish_list(struct tier_disk *d, struct tier_disk_op *fin)
 {
+	struct tier_disk_op *rev = NULL;
 	uint32_t n = 0;
 
+	/* the list was built newest first: tell the owners in the order the
+	 * operations finished (a write-back that waits for the coldest
+	 * record's write then sees it done first) */
+	while (fin) {
+		struct tier_disk_op *op = fin;
+
+		fin = op->next;
+		op->next = rev;
+		rev = op;
+	}
+	fin = rev;
 	while (fin) {
 		struct tier_disk_op *op = fin;
 
@@ -175,6 +187,13 @@ static int alloc_slot(struct tier_disk *d, uint32_t *slot)
 			*slot = d->free_slots[--d->nfree];
 			return 0;
 		}
+		if (d->cfg.flags & TIER_DISK_NO_STORAGE && d->nsegs_live < d->max_segs) {
+			/* capacity only: a segment is its slots, at once */
+			idx = d->nsegs_live++;
+			for (uint32_t i = d->slots_per_seg; i-- > 0;)
+				disk_free_slot(d, idx * d->slots_per_seg + i);
+			continue;
+		}
 		if (d->nsegs_live < d->max_segs && kvmm_now_ns() >= d->seg_retry_ns) {
 			for (idx = 0; idx < d->max_segs && d->segs[idx].fd >= 0; idx++)
 				;
@@ -206,7 +225,7 @@ static int alloc_slot(struct tier_disk *d, uint32_t *slot)
 		}
 		/* Evict the coldest leaf that nobody is reading. */
 		for (uint32_t s = d->lru_head; s != NIL; s = d->slots[s].next) {
-			if (d->slots[s].readers)
+			if (d->slots[s].readers || d->slots[s].state != SLOT_VALID)
 				continue;
 			disk_drop_locked(d, s);
 			d->st.evictions++;
@@ -278,6 +297,7 @@ static void start_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_d
 					.prev = NIL,
 					.next = NIL,
 					.state = SLOT_WRITING};
+	disk_index_link(d, slot);
 	if (rec.seq > d->seq_max)
 		d->seq_max = rec.seq;
 	op->slot = slot;
@@ -295,6 +315,109 @@ finish:
 }
 
 static void complete(struct tier_disk *d, struct tier_io_req *r, struct tier_disk_op **fin);
+
+/* A GET of a disk tier without storage starts: the record is found and
+ * held (it is not evicted until the GET ends), as start_op does. */
+static int account_get(struct tier_disk *d, struct tier_disk_op *op)
+{
+	struct dslot *x;
+	uint64_t v;
+
+	d->st.gets++;
+	if (!u64map_get(&d->index, op->key, &v) || d->slots[v].state != SLOT_VALID) {
+		d->st.get_misses++;
+		return -ENOENT;
+	}
+	x = &d->slots[v];
+	if (op->len < x->bytes)
+		return -EMSGSIZE;
+	x->readers++;
+	op->slot = (uint32_t)v;
+	memset(&op->rec, 0, sizeof(op->rec));
+	op->rec.key = x->key;
+	op->rec.parent = x->parent;
+	op->rec.seq = x->seq;
+	return 0;
+}
+
+/* A PUT of a disk tier without storage starts: a slot taken (evicting if
+ * need be), the record indexed and in the leaf LRU, as start_op does. */
+static int account_put(struct tier_disk *d, struct tier_disk_op *op)
+{
+	uint32_t slot;
+	int ret;
+
+	if (op->rec.key != op->key || op->len > d->slot_bytes) {
+		d->st.put_fail++;
+		return -EINVAL;
+	}
+	if (u64map_get(&d->index, op->key, NULL)) {
+		d->st.put_exists++;
+		return -EEXIST;
+	}
+	ret = alloc_slot(d, &slot);
+	if (!ret) {
+		ret = u64map_put(&d->index, op->key, slot);
+		if (ret)
+			disk_free_slot(d, slot);
+	}
+	if (ret) {
+		d->st.put_fail++;
+		return ret;
+	}
+	d->slots[slot] = (struct dslot){.key = op->key,
+					.parent = op->rec.parent,
+					.seq = op->rec.seq,
+					.bytes = op->len,
+					.prev = NIL,
+					.next = NIL,
+					.state = SLOT_WRITING};
+	disk_index_link(d, slot);
+	if (op->rec.seq > d->seq_max)
+		d->seq_max = op->rec.seq;
+	op->slot = slot;
+	return 0;
+}
+
+int tier_disk_account(struct tier_disk *d, struct tier_disk_op *op)
+{
+	int ret;
+
+	if (!d || !op || !(d->cfg.flags & TIER_DISK_NO_STORAGE) || !op->len ||
+	    op->len % TIER_REC_ALIGN || (op->kind != TIER_DISK_PUT && op->kind != TIER_DISK_GET))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	ret = op->kind == TIER_DISK_GET ? account_get(d, op) : account_put(d, op);
+	pthread_mutex_unlock(&d->lock);
+	op->result = ret;
+	op->bytes = ret ? 0 : op->len;
+	return ret;
+}
+
+void tier_disk_account_end(struct tier_disk *d, struct tier_disk_op *op)
+{
+	struct dslot *x;
+
+	if (!d || !op || op->result || !op->bytes)
+		return;
+	op->bytes = 0;
+	x = &d->slots[op->slot];
+	pthread_mutex_lock(&d->lock);
+	if (op->kind == TIER_DISK_PUT) {
+		disk_index_add_valid(d, op->slot);
+		d->st.puts++;
+		d->st.put_bytes += x->bytes;
+	} else {
+		x->readers--;
+		d->st.get_hits++;
+		d->st.get_bytes += x->bytes;
+		if (x->state == SLOT_VALID)
+			disk_lru_touch(d, op->slot);
+		else if (x->state == SLOT_DEAD && !x->readers)
+			disk_free_slot(d, op->slot);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
 
 /* Ops with everything issued (or failed) leave the active list. */
 static void prune_active(struct tier_disk *d)
@@ -401,6 +524,7 @@ static void finish_op(struct tier_disk *d, struct tier_disk_op *op, struct tier_
 			disk_log(d, LOG_SEGMENT, "segment header write failed: %s", strerror(-err));
 	} else if (op->kind == TIER_DISK_PUT) {
 		if (err) {
+			disk_index_unlink(d, op->slot);
 			u64map_del(&d->index, op->key, NULL);
 			disk_free_slot(d, op->slot);
 			d->st.put_fail++;

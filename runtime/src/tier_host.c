@@ -356,6 +356,8 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 				 (unsigned long long)(map_bytes >> 20));
 		goto fail;
 	}
+	if (h->mem.nobytes)
+		h->nchunks = 0; /* capacity only: nothing to place, touch, pin or register */
 	for (uint32_t i = 0; i < h->nchunks; i++) {
 		uint64_t off = (uint64_t)i * h->chunk_bytes;
 		uint64_t len = (uint64_t)h->nslots * h->slot_bytes - off;
@@ -373,9 +375,9 @@ int tier_host_create(const struct tier_host_config *cfg, struct tier_host **out)
 				 strerror(-ret));
 		}
 	}
-	h->st.threads = cfg->threads ? cfg->threads : default_threads(h);
+	h->st.threads = h->mem.nobytes ? 0 : cfg->threads ? cfg->threads : default_threads(h);
 	t1 = kvmm_now_ns();
-	ret = populate(h, h->st.threads);
+	ret = h->mem.nobytes ? 0 : populate(h, h->st.threads);
 	h->st.touch_ns = kvmm_now_ns() - t1;
 	if (ret)
 		goto fail;
@@ -437,7 +439,14 @@ void tier_host_set_used(struct tier_host *h, const uint8_t *used)
 
 void *tier_host_slot(const struct tier_host *h, uint32_t slot)
 {
-	return slot < h->nslots ? (char *)h->mem.base + (uint64_t)slot * h->slot_bytes : NULL;
+	if (h->mem.nobytes || slot >= h->nslots)
+		return NULL;
+	return (char *)h->mem.base + (uint64_t)slot * h->slot_bytes;
+}
+
+bool tier_host_has_bytes(const struct tier_host *h)
+{
+	return !h->mem.nobytes;
 }
 
 uint32_t tier_host_nslots(const struct tier_host *h)

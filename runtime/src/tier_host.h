@@ -86,7 +86,11 @@ void tier_host_free(struct tier_host *h, uint32_t slot);
 /* Right after create: the slots with used[i] set hold records (found in a
  * re-opened pool) and are not free. */
 void tier_host_set_used(struct tier_host *h, const uint8_t *used);
+/* The slot's bytes; NULL for a pool without bytes (tier_host_has_bytes). */
 void *tier_host_slot(const struct tier_host *h, uint32_t slot);
+/* false: a pool of capacity only (the null source, for the null backend):
+ * slots are accounted for, nothing is behind them. */
+bool tier_host_has_bytes(const struct tier_host *h);
 uint32_t tier_host_nslots(const struct tier_host *h);
 uint64_t tier_host_slot_bytes(const struct tier_host *h);
 /* The registration chunks (for the disk tier's registered buffers). */

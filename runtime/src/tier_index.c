@@ -23,6 +23,9 @@ int tidx_init(struct kvmm_tiers *t, uint32_t nslots)
 	t->ent = calloc(nslots, sizeof(*t->ent));
 	if (!t->ent)
 		return -ENOMEM;
+	t->deferred = malloc(nslots * sizeof(*t->deferred));
+	if (!t->deferred)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < nslots; i++)
 		t->ent[i].prev = t->ent[i].next = TIER_NIL;
 	t->lru_head = t->lru_tail = TIER_NIL;
@@ -37,6 +40,8 @@ void tidx_fini(struct kvmm_tiers *t)
 	u64map_free(&t->admit);
 	free(t->ent);
 	t->ent = NULL;
+	free(t->deferred);
+	t->deferred = NULL;
 }
 
 static void lru_remove(struct kvmm_tiers *t, uint32_t s)
@@ -238,9 +243,11 @@ static bool evictable(struct kvmm_tiers *t, uint32_t s)
 		t->n.host_drops_unwritten++;
 		return true;
 	}
-	/* write-back: to disk first; another record goes this time */
+	/* write-back: to disk first; another record goes this time (with
+	 * bookkeeping only the write is done already: still another goes,
+	 * as while a real write is in flight) */
 	tiers_maybe_write(t, s, true);
-	return !(e->flags & E_WRITING) && !e->pins;
+	return !t->bookkeeping && !(e->flags & E_WRITING) && !e->pins;
 }
 
 /* Free one slot by dropping the coldest record that may go. */
@@ -279,12 +286,22 @@ int tidx_claim(struct kvmm_tiers *t, uint64_t key, uint64_t parent, enum tier_wa
 	uint64_t deadline = kvmm_now_ns() + TIER_CLAIM_WAIT_NS;
 	struct tier_entry *e;
 	uint32_t s = TIER_NIL;
+	bool looked_again = false;
 
 	if (u64map_get(&t->index, key, NULL))
 		return -EEXIST;
 	while (tier_host_alloc(t->host, &s)) {
+		uint64_t writes = t->n.spills_disk + t->n.io_errors;
+
 		if (evict_one(t))
 			continue;
+		/* Bookkeeping only: the writes just started are done; where
+		 * a real spill would wait for them (below), look again. */
+		if (t->bookkeeping && wait != TIER_WAIT_NONE && !looked_again &&
+		    t->n.spills_disk + t->n.io_errors != writes) {
+			looked_again = true;
+			continue;
+		}
 		/* Full of records on their way to disk (write-back): like
 		 * the page cache under dirty data, a spill waits for the
 		 * disk, a little, rather than lose the block. */

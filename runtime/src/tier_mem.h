@@ -6,6 +6,11 @@
  * anonymous mapping (tier_mem_anon.c) and on a pool of the kvmm kernel
  * module when /dev/kvmm exists: the source maps the memory; the host tier
  * places it (mbind), pre-touches it in parallel and registers it for DMA.
+ *
+ * The null source (tier_mem_null.c) is capacity without memory, for the
+ * null backend: the pool has slots to account for but no bytes behind
+ * them (base NULL, nobytes set), so the tier layer keeps its records as
+ * bookkeeping only (docs/tiers.md, "Bookkeeping only").
  */
 #ifndef KVMM_TIER_MEM_H
 #define KVMM_TIER_MEM_H
@@ -34,6 +39,7 @@ struct tier_mem {
 	uint64_t page;	  /* its page size (4 KiB, 2 MiB) */
 	bool populated;	  /* the source gave memory to every page already */
 	bool node_placed; /* the source placed the pages on the node itself */
+	bool nobytes;	  /* capacity only: no memory behind it (base NULL) */
 	char desc[96];	  /* e.g. "anon", "kvmm pool kvmm-host-1234" */
 	void *priv;
 	/* kmod: a persistent pool of this name, created or re-opened (set
@@ -58,5 +64,6 @@ struct tier_mem_ops {
 
 extern const struct tier_mem_ops tier_mem_anon_ops;
 extern const struct tier_mem_ops tier_mem_kmod_ops;
+extern const struct tier_mem_ops tier_mem_null_ops;
 
 #endif /* KVMM_TIER_MEM_H */

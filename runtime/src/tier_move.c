@@ -3,6 +3,8 @@
  * tier_move.c - one block's KV between the device and a host slot's
  * payload: raw, or quantized (quantize-on-spill) by libkvmm's pack kernels
  * on the device, or by the CPU codec (tier_quant.c) where there are none.
+ * With bookkeeping only (the null backend) neither side has bytes: nothing
+ * moves, and the caller counts the bytes as if they had.
  */
 #include <errno.h>
 
@@ -22,11 +24,14 @@ static struct tier_quant_copy qshape(const struct kvmm_tiers *t)
 
 int tiers_copy_out(struct kvmm_tiers *t, kvmm_blk_t blk, uint32_t slot, void *staging)
 {
-	char *payload = (char *)tier_host_slot(t->host, slot) + t->hdr_bytes;
+	char *payload;
 	uint64_t dev = kvmm_blk_home(t->c, blk);
 	struct tier_quant_copy q;
 	int ret;
 
+	if (t->bookkeeping)
+		return 0;
+	payload = (char *)tier_host_slot(t->host, slot) + t->hdr_bytes;
 	if (t->enc == TIER_ENC_RAW)
 		return tier_copy_queue(t->copy, TIER_D2H, dev, payload, t->c->g.block_bytes);
 	q = qshape(t);
@@ -43,11 +48,14 @@ int tiers_copy_out(struct kvmm_tiers *t, kvmm_blk_t blk, uint32_t slot, void *st
 
 int tiers_copy_in(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk)
 {
-	const char *payload = (const char *)tier_host_slot(t->host, slot) + t->hdr_bytes;
+	const char *payload;
 	uint64_t dev = kvmm_blk_home(t->c, blk);
 	struct tier_quant_copy q;
 	int ret;
 
+	if (t->bookkeeping)
+		return 0;
+	payload = (const char *)tier_host_slot(t->host, slot) + t->hdr_bytes;
 	if (t->enc == TIER_ENC_RAW)
 		return tier_copy_queue(t->copy, TIER_H2D, dev, (void *)payload,
 				       t->c->g.block_bytes);

@@ -124,14 +124,12 @@ static void pf_kick(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 	pthread_cond_broadcast(&t->cond);
 }
 
-static void read_done(struct tier_disk_op *op)
+/* Block i's disk read ended with result (lock held). */
+static void read_result(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i, int result)
 {
-	struct kvmm_prefetch *pf = op->arg;
-	struct kvmm_tiers *t = pf->t;
-	uint32_t i = (uint32_t)(op - pf->ops), s = pf->slots[i];
-	bool ok = !op->result;
+	uint32_t s = pf->slots[i];
+	bool ok = !result;
 
-	pthread_mutex_lock(&t->lock);
 	pf->reads--;
 	if (ok) {
 		/* a host record now: ours pinned until copied */
@@ -142,8 +140,8 @@ static void read_done(struct tier_disk_op *op)
 	} else {
 		pf->slots[i] = TIER_NIL;
 		pf->st[i] = PB_WAIT;
-		if (op->result != -ENOENT) {
-			if (op->result == -EBADMSG)
+		if (result != -ENOENT) {
+			if (result == -EBADMSG)
 				t->n.verify_failures++;
 			else
 				t->n.io_errors++;
@@ -153,8 +151,51 @@ static void read_done(struct tier_disk_op *op)
 			pf->stop_at = i;
 	}
 	tidx_filled(t, s, ok);
+}
+
+static void read_done(struct tier_disk_op *op)
+{
+	struct kvmm_prefetch *pf = op->arg;
+	struct kvmm_tiers *t = pf->t;
+
+	pthread_mutex_lock(&t->lock);
+	read_result(t, pf, (uint32_t)(op - pf->ops), op->result);
 	pf_kick(t, pf);
+	t->busy--; /* the read's */
+	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * Bookkeeping only: block i read from disk at once into a slot claimed for
+ * it (lock held; 0 or the claim's error).  Disk writes the claim starts
+ * (write-back of the records it evicts) are done after the read, as the
+ * disk tier's I/O thread serves reads before writes: they cannot evict
+ * the record being read.
+ */
+static int gather_now(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i, uint64_t parent)
+{
+	struct tier_disk_op *op = &pf->ops[i];
+	uint32_t s;
+	int r;
+
+	t->defer_writes = true;
+	r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
+	t->defer_writes = false;
+	if (r) {
+		tiers_write_deferred(t, NULL);
+		return r;
+	}
+	*op = (struct tier_disk_op){.kind = TIER_DISK_GET, .key = pf->keys[i], .len = t->rec_bytes};
+	pf->slots[i] = s;
+	pf->st[i] = PB_READING;
+	pf->reads++;
+	/* the read starts, the writes start and end, the read ends */
+	tier_disk_account(t->disk, op);
+	tiers_write_deferred(t, NULL);
+	tier_disk_account_end(t->disk, op);
+	read_result(t, pf, i, op->result);
+	return 0;
 }
 
 /* Gather: pin host records, start disk reads (lock held). */
@@ -183,13 +224,27 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 			return;
 		} else if (t->disk && tier_disk_contains(t->disk, pf->keys[i])) {
 			struct tier_disk_op *op = &pf->ops[i];
-			int r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
+			int r;
 
+			if (t->bookkeeping) {
+				r = gather_now(t, pf, i, parent);
+			} else {
+				/* writes the claim starts go after the read */
+				t->defer_writes = true;
+				r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
+				t->defer_writes = false;
+				if (r)
+					tiers_write_deferred(t, NULL);
+			}
 			if (r == -ENOSPC && (pf->reads || pf->next > pf->copied))
 				return; /* room comes back as our copies finish */
 			if (r) {
 				pf->stop_at = i; /* no room in the host pool now */
 				break;
+			}
+			if (t->bookkeeping) {
+				pf->next++;
+				continue;
 			}
 			*op = (struct tier_disk_op){.kind = TIER_DISK_GET,
 						    .key = pf->keys[i],
@@ -200,7 +255,9 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 			pf->slots[i] = s;
 			pf->st[i] = PB_READING;
 			pf->reads++;
-			if (tier_disk_submit(t->disk, &op, 1)) {
+			t->busy++; /* a flush waits for the prefetch past its reads */
+			if (tiers_write_deferred(t, op)) {
+				t->busy--;
 				pf->reads--;
 				pf->st[i] = PB_WAIT;
 				pf->slots[i] = TIER_NIL;
@@ -226,6 +283,8 @@ static uint32_t check_headers(struct kvmm_tiers *t, struct kvmm_prefetch *pf, ui
 	uint32_t tpb = t->c->g.tpb, i;
 	uint64_t t0 = kvmm_now_ns();
 
+	if (t->bookkeeping)
+		return to; /* no headers: the index entries are the records */
 	for (i = from; i < to; i++) {
 		const void *buf = tier_host_slot(t->host, pf->slots[i]);
 		struct tier_rec r;
@@ -254,8 +313,8 @@ static uint32_t check_payloads(struct kvmm_tiers *t, struct kvmm_prefetch *pf, u
 	uint32_t idx[FLIGHT_BLOCKS], n = 0, first_bad = to;
 	uint64_t t0 = kvmm_now_ns();
 
-	if (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST)
-		return to;
+	if (t->cfg.flags & KVMM_TIERS_NO_VERIFY_HOST || t->bookkeeping)
+		return to; /* (bookkeeping: no payloads to hash) */
 	for (uint32_t i = from; i < to && n < FLIGHT_BLOCKS; i++) {
 		const char *buf = tier_host_slot(t->host, pf->slots[i]);
 		struct tier_rec r;
@@ -362,7 +421,7 @@ static int queue_copies(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t
 		kvmm_blk_get(c, pf->lblks + from, to - from);
 		pf->nlblks = to;
 	}
-	if (layered && t->enc == TIER_ENC_RAW && layer_range(c, 0, &off, &len)) {
+	if (layered && t->enc == TIER_ENC_RAW && !t->bookkeeping && layer_range(c, 0, &off, &len)) {
 		for (uint32_t l = 0; l < c->g.num_layers && !ret; l++) {
 			layer_range(c, l, &off, &len);
 			for (uint32_t i = from; i < to && !ret; i++)
@@ -741,12 +800,20 @@ static void pf_run(struct kvmm_tiers *t, struct tier_job *job)
 	if (!pf->queued && !pf->reads && !pf->waiting_fill && !pf->flights &&
 	    (pf->copied >= pf->stop_at || pf->cancel))
 		pf_finish(t, pf);
+	ret = pf->finished && pf->detached;
+	if (!ret) {
+		t->busy--;
+		pthread_cond_broadcast(&t->cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!ret)
+		return;
+	/* nobody holds a detached prefetch: unpinned before a flush returns */
+	pf_free(t, pf);
+	pthread_mutex_lock(&t->lock);
 	t->busy--;
 	pthread_cond_broadcast(&t->cond);
-	ret = pf->finished && pf->detached;
 	pthread_mutex_unlock(&t->lock);
-	if (ret)
-		pf_free(t, pf); /* nobody holds a detached prefetch */
 }
 
 static void pf_free(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
@@ -1008,6 +1075,14 @@ void tiers_prefetch_detached(struct kvmm_tiers *t, const struct kvmm_ns *ns, con
 
 	if (kvmm_prefix_prefetch(t->c, ns, tokens, n, 0, &pf, &found) || !pf)
 		return;
+	if (t->bookkeeping) {
+		/* bookkeeping only: nothing to wait for but the mover's
+		 * turn, so the hint's restore is done when the hint returns
+		 * and what the tiers hold does not depend on thread timing */
+		kvmm_prefetch_wait(t->c, pf, found, UINT64_MAX);
+		kvmm_prefetch_release(t->c, pf);
+		return;
+	}
 	pthread_mutex_lock(&t->lock);
 	pf->detached = true;
 	if (pf->finished) {

@@ -88,7 +88,24 @@ static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, u
 	pthread_mutex_lock(&t->lock);
 	r.seq = t->next_seq++;
 	pthread_mutex_unlock(&t->lock);
+	if (t->bookkeeping)
+		return 0; /* no bytes: the index entry is the whole record */
 	return tier_rec_encode(tier_host_slot(t->host, slot), t->rec_bytes, &r, tokens);
+}
+
+/* A disk write of slot's record ended with result (lock held). */
+static void write_result(struct kvmm_tiers *t, uint32_t slot, int result)
+{
+	t->ent[slot].flags &= ~E_WRITING;
+	if (!result) {
+		t->ent[slot].flags |= E_ON_DISK; /* COLD once unpinned */
+		t->n.spills_disk++;
+		t->n.spill_disk_bytes += t->payload_bytes;
+	} else if (result != -EEXIST) {
+		t->n.io_errors++;
+	} else {
+		t->ent[slot].flags |= E_ON_DISK; /* it was there already */
+	}
 }
 
 static void write_done(struct tier_disk_op *op)
@@ -98,21 +115,93 @@ static void write_done(struct tier_disk_op *op)
 				   tier_host_slot_bytes(t->host));
 
 	pthread_mutex_lock(&t->lock);
-	t->ent[slot].flags &= ~E_WRITING;
-	if (!op->result) {
-		t->ent[slot].flags |= E_ON_DISK; /* COLD once unpinned below */
-		t->n.spills_disk++;
-		t->n.spill_disk_bytes += t->payload_bytes;
-	} else if (op->result != -EEXIST) {
-		t->n.io_errors++;
-	} else {
-		t->ent[slot].flags |= E_ON_DISK; /* it was there already */
-	}
+	write_result(t, slot, op->result);
 	tidx_unpin(t, slot);
 	t->busy--;
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	free(op);
+}
+
+/* Bookkeeping only: the disk tier stores the record's key at once. */
+static void write_now(struct kvmm_tiers *t, uint32_t slot)
+{
+	struct tier_entry *e = &t->ent[slot];
+	struct tier_disk_op op = {.kind = TIER_DISK_PUT, .key = e->key, .len = t->rec_bytes};
+
+	op.rec.key = e->key;
+	op.rec.parent = e->parent;
+	op.rec.seq = t->next_seq++;
+	write_result(t, slot, tier_disk_account(t->disk, &op));
+	tier_disk_account_end(t->disk, &op);
+}
+
+/* A disk write of slot's record, ready to submit: the slot pinned for it
+ * (NULL: no memory; nothing done). */
+static struct tier_disk_op *write_op(struct kvmm_tiers *t, uint32_t slot)
+{
+	struct tier_entry *e = &t->ent[slot];
+	struct tier_disk_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	*op = (struct tier_disk_op){.kind = TIER_DISK_PUT,
+				    .key = e->key,
+				    .buf = tier_host_slot(t->host, slot),
+				    .len = t->rec_bytes,
+				    .done = write_done,
+				    .arg = t};
+	e->flags |= E_WRITING;
+	tidx_pin(t, slot);
+	t->busy++;
+	return op;
+}
+
+/* A write_op that was not submitted. */
+static void write_undo(struct kvmm_tiers *t, uint32_t slot, struct tier_disk_op *op)
+{
+	t->ent[slot].flags &= ~E_WRITING;
+	tidx_unpin(t, slot);
+	t->busy--;
+	free(op);
+}
+
+int tiers_write_deferred(struct kvmm_tiers *t, struct tier_disk_op *read)
+{
+	struct tier_disk_op **ops;
+	uint32_t n = 0, k;
+	int ret;
+
+	if (t->bookkeeping) {
+		for (k = 0; k < t->ndeferred; k++) {
+			t->ent[t->deferred[k]].flags &= ~E_WRITING;
+			write_now(t, t->deferred[k]);
+		}
+		t->ndeferred = 0;
+		return 0;
+	}
+	ops = malloc((t->ndeferred + 1) * sizeof(*ops));
+	if (read && ops)
+		ops[n++] = read;
+	for (k = 0; k < t->ndeferred; k++) {
+		uint32_t slot = t->deferred[k];
+
+		t->ent[slot].flags &= ~E_WRITING;
+		if (ops && (ops[n] = write_op(t, slot)))
+			n++;
+	}
+	t->ndeferred = 0;
+	if (!ops)
+		return -ENOMEM;
+	/* one submission: the I/O thread starts the read before the writes */
+	ret = n ? tier_disk_submit(t->disk, ops, n) : 0;
+	for (k = read ? 1 : 0; ret && k < n; k++)
+		write_undo(t,
+			   (uint32_t)(((char *)ops[k]->buf - (char *)tier_host_slot(t->host, 0)) /
+				      tier_host_slot_bytes(t->host)),
+			   ops[k]);
+	free(ops);
+	return ret;
 }
 
 void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting)
@@ -128,24 +217,18 @@ void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting)
 		t->n.disk_admit_rejects++;
 		return;
 	}
-	op = calloc(1, sizeof(*op));
-	if (!op)
+	if (t->defer_writes) {
+		e->flags |= E_WRITING; /* neither evicted nor written twice */
+		t->deferred[t->ndeferred++] = slot;
 		return;
-	*op = (struct tier_disk_op){.kind = TIER_DISK_PUT,
-				    .key = e->key,
-				    .buf = tier_host_slot(t->host, slot),
-				    .len = t->rec_bytes,
-				    .done = write_done,
-				    .arg = t};
-	e->flags |= E_WRITING;
-	tidx_pin(t, slot);
-	t->busy++;
-	if (tier_disk_submit(t->disk, &op, 1)) {
-		e->flags &= ~E_WRITING;
-		tidx_unpin(t, slot);
-		t->busy--;
-		free(op);
 	}
+	if (t->bookkeeping) {
+		write_now(t, slot);
+		return;
+	}
+	op = write_op(t, slot);
+	if (op && tier_disk_submit(t->disk, &op, 1))
+		write_undo(t, slot, op);
 }
 
 /* Mover: hash the copied payloads (in parallel), seal the records, then
@@ -160,7 +243,7 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 
 	if (!bufs || !lens || !hashes) {
 		j->copy_err = j->copy_err ? j->copy_err : -ENOMEM;
-	} else if (!j->copy_err) {
+	} else if (!j->copy_err && !t->bookkeeping) {
 		for (uint32_t i = 0; i < j->n; i++) {
 			if (j->slots[i] == TIER_NIL)
 				continue;
@@ -178,9 +261,10 @@ static void seal_run(struct kvmm_tiers *t, struct tier_job *job)
 
 		if (s == TIER_NIL)
 			continue;
-		ret = j->copy_err ? j->copy_err
-				  : seal(t, s, &j->ns, j->keys[i], j->parents[i],
-					 j->tokens + (size_t)i * tpb, hashes[m++]);
+		ret = j->copy_err
+			      ? j->copy_err
+			      : seal(t, s, &j->ns, j->keys[i], j->parents[i],
+				     j->tokens + (size_t)i * tpb, t->bookkeeping ? 0 : hashes[m++]);
 		pthread_mutex_lock(&t->lock);
 		t->inflight--;
 		tidx_filled(t, s, !ret);
@@ -341,7 +425,9 @@ static void spill_blocks(struct kvmm_tiers *t, struct seal_job *j, const kvmm_bl
 					ret = tiers_copy_out(t, blks[k], j->slots[k], staging);
 			tier_prof_add(&t->prof.s_queue, t0);
 			piece->copy_err = ret;
-			if (wait == TIER_WAIT_WRITES) {
+			if (wait == TIER_WAIT_WRITES || t->bookkeeping) {
+				/* the mover seals its own; with bookkeeping
+				 * only there is nothing to hash: at once */
 				pieces[npieces++] = piece; /* sealed below */
 			} else {
 				pthread_mutex_lock(&t->lock);
@@ -466,5 +552,14 @@ void tiers_on_insert(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint3
 	kvmm_blk_get(t->c, j->blks, n);
 	j->nblks = n;
 	j->job.run = through_run;
+	if (t->bookkeeping) {
+		/* nothing to copy in the background: done on return, so
+		 * what the tiers hold follows from the calls alone */
+		pthread_mutex_lock(&t->lock);
+		t->busy++;
+		pthread_mutex_unlock(&t->lock);
+		through_run(t, &j->job);
+		return;
+	}
 	tiers_queue(t, &j->job);
 }

@@ -166,7 +166,7 @@ static void tiers_fini(struct kvmm_cache *c)
 	/* persist what only the host pool holds (write-back), so a restart
 	 * finds it on disk */
 	pthread_mutex_lock(&t->lock);
-	for (uint32_t i = 0; t->disk && i < tier_host_nslots(t->host); i++)
+	for (uint32_t i = 0; t->disk && !t->bookkeeping && i < tier_host_nslots(t->host); i++)
 		tiers_maybe_write(t, i, true);
 	pthread_mutex_unlock(&t->lock);
 	kvmm_tiers_flush(c);
@@ -225,8 +225,8 @@ static int open_codec(struct kvmm_tiers *t)
 {
 	int ret;
 
-	if (t->enc == TIER_ENC_RAW)
-		return 0;
+	if (t->enc == TIER_ENC_RAW || t->bookkeeping)
+		return 0; /* (bookkeeping: sizes only, nothing to encode) */
 	ret = tier_copy_quant_init(t->copy, t->payload_bytes, 8);
 	if (ret != -ENOTSUP)
 		return ret;
@@ -250,6 +250,14 @@ static int open_host(struct kvmm_tiers *t)
 
 	if (t->rec_bytes > (1ull << 30) || t->cfg.host_bytes < t->rec_bytes)
 		return -EINVAL;
+	if (t->bookkeeping) {
+		/* the null backend: capacity without memory (no pool of the
+		 * module, no pages of any kind) */
+		if (t->cfg.host_pool_name)
+			return -EINVAL; /* nothing to keep across a restart */
+		hc.mem = &tier_mem_null_ops;
+		return tier_host_create(&hc, &t->host);
+	}
 	if (t->cfg.flags & KVMM_TIERS_HOST_HUGETLB)
 		hc.flags |= TIER_HOST_HUGETLB;
 	/* a registration chunk holds whole records, at least one */
@@ -309,6 +317,8 @@ static int open_disk(struct kvmm_tiers *t)
 		dc.flags |= TIER_DISK_DISCARD;
 	if (t->cfg.flags & KVMM_TIERS_DISK_SCAN_HEADERS)
 		dc.flags |= TIER_DISK_SCAN_HEADER;
+	if (t->bookkeeping)
+		dc.flags |= TIER_DISK_NO_STORAGE; /* disk_dir names it, untouched */
 	/* disk I/O straight from and into the host pool */
 	dc.bufs = tier_host_chunks(t->host, &dc.nbufs);
 	dc.hashpool = t->hashpool;
@@ -374,6 +384,8 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 	ret = set_encoding(t, &info);
 	if (ret)
 		goto fail;
+	/* no bytes behind the backend's blocks: none behind records either */
+	t->bookkeeping = c->be->ops->type == KVMM_BACKEND_NULL;
 	t->hdr_bytes = tier_rec_hdr_bytes(c->g.tpb);
 	t->rec_bytes = tier_rec_bytes(c->g.tpb, t->payload_bytes);
 	if (!t->hdr_bytes || !t->rec_bytes) {
@@ -392,8 +404,9 @@ int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg)
 	if (!ret) {
 		/* checksums at copy speed: a PCIe 5 link moves ~52 GB/s each
 		 * way, one thread hashes 5-12 GB/s from memory: every other
-		 * core helps, in bursts, while copies run */
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		 * core helps, in bursts, while copies run (bookkeeping:
+		 * nothing to hash) */
+		long ncpu = t->bookkeeping ? 1 : sysconf(_SC_NPROCESSORS_ONLN);
 
 		ret = tier_hashpool_create(ncpu > 32  ? 31
 					   : ncpu > 1 ? (uint32_t)ncpu - 1
@@ -492,6 +505,7 @@ int kvmm_tiers_stats(const struct kvmm_cache *c, struct kvmm_tiers_stats *st)
 	st->io_errors += ds.err_io + ds.err_short + ds.err_nospace;
 	st->encoding = t->cfg.encoding;
 	st->quant_on_device = tier_copy_has_quant(t->copy);
+	st->bookkeeping_only = t->bookkeeping;
 	snprintf(st->host_source, sizeof(st->host_source), "%s", hs.source);
 	tiers_publish(t, true);
 	return 0;
@@ -549,6 +563,7 @@ int kvmm_tiers_stats_json(const struct kvmm_cache *c, char *buf, size_t len)
 		{"quant_on_device", st.quant_on_device},
 		{"host_scan_found", st.host_scan_found},
 		{"host_scan_ns", st.host_scan_ns},
+		{"bookkeeping_only", st.bookkeeping_only},
 	};
 	n = snprintf(buf, len, "{\"host_node\":%d,\"host_source\":\"%s\"", st.host_node,
 		     st.host_source);

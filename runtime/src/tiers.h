@@ -100,6 +100,20 @@ struct kvmm_tiers {
 	uint32_t dtype, row_elems; /* quantized records: tier_quant.h */
 	void *qstage;		   /* CPU codec: the mover's block-sized staging */
 
+	/*
+	 * Bookkeeping only (the null backend): the host pool is capacity
+	 * without bytes (tier_mem_null.c) and the disk tier has no storage
+	 * (TIER_DISK_NO_STORAGE).  Records are index entries: the index, LRU,
+	 * capacity, eviction, write policies, admission and prefetches run
+	 * as usual and bytes are counted, but nothing is copied, hashed,
+	 * sealed, written, read or verified.  Spills are sealed and disk
+	 * operations done in the calling thread (nothing to hash or wait
+	 * for), so what the tiers hold follows from the calls alone.
+	 */
+	bool bookkeeping;
+	bool defer_writes;  /* disk writes wait (tiers_write_deferred) */
+	uint32_t *deferred; /* their slots (E_WRITING meanwhile) */
+	uint32_t ndeferred;
 	struct tier_host *host;
 	struct tier_disk *disk;
 	struct tier_copy *copy;
@@ -194,6 +208,11 @@ void tiers_on_insert(struct kvmm_tiers *t, const struct kvmm_ns *ns, const uint3
 /* Write the record in slot to disk if policy and admission say so (lock
  * held; the slot is pinned for the write). */
 void tiers_maybe_write(struct kvmm_tiers *t, uint32_t slot, bool evicting);
+/* Start the disk writes held back while defer_writes was set, after read
+ * (a disk read, or NULL) in one submission, so that the read starts first
+ * whatever the threads' timing (lock held).  0, or the submission's error
+ * (the read not submitted then). */
+int tiers_write_deferred(struct kvmm_tiers *t, struct tier_disk_op *read);
 /* Copy block blk (device) into slot's payload and seal the record. */
 int tiers_fill_from_device(struct kvmm_tiers *t, uint32_t slot, kvmm_blk_t blk, uint64_t key,
 			   uint64_t parent, const struct kvmm_ns *ns, const uint32_t *tokens);
