@@ -158,6 +158,12 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	ck_assert_uint_eq(r.hit_tokens, r.hit_by_tier[SIM_TIER_GPU] + r.hit_by_tier[SIM_TIER_HOST] +
 						r.hit_by_tier[SIM_TIER_DISK]);
 	ck_assert_uint_eq(r.tier_verify_failures + r.tier_io_errors, 0);
+	/* kvmm's tiers ran where the policy has them: bookkeeping only on
+	 * the null backend (which the report must say), real bytes else */
+	ck_assert(r.tiers_on == (strstr(policy, "host") || strstr(policy, "lookahead")));
+	ck_assert(r.tier_bookkeeping == (r.tiers_on && be == KVMM_BACKEND_NULL));
+	if (r.tiers_on)
+		ck_assert_uint_gt(r.hit_by_tier[SIM_TIER_HOST] + r.hit_by_tier[SIM_TIER_DISK], 0);
 	ck_assert_uint_eq(r.ttft.n, t.n);
 	ck_assert_uint_gt(r.itl.count, 0);
 	sim_result_free(&r);
@@ -169,6 +175,62 @@ START_TEST(test_conservation_null)
 	pressure(KVMM_BACKEND_NULL, "none");
 	pressure(KVMM_BACKEND_NULL, "gpu-lru");
 	pressure(KVMM_BACKEND_NULL, "gpu-lru:alias");
+	/* the tiers as bookkeeping: their real index, budgets and eviction */
+	pressure(KVMM_BACKEND_NULL, "gpu-host");
+	pressure(KVMM_BACKEND_NULL, "gpu-host-disk");
+	pressure(KVMM_BACKEND_NULL, "lookahead");
+}
+END_TEST
+
+/* Tiers on the null backend: same seed, same report (no thread timing in
+ * what the tiers hold), and the report says they verified nothing. */
+START_TEST(test_determinism_tiers_null)
+{
+	static const char *const policies[] = {"gpu-host", "gpu-host-disk", "lookahead"};
+	struct sim_result a[3], b[3];
+	struct sim_trace t1, t2;
+	struct sim_engine_cfg cfg;
+	uint64_t gpu = 160ull << 20;
+	char *ra, *rb;
+
+	gen("chat:sessions=30,turns=2-4,system=2x256,user=64-256,output=16-64,rate=20,"
+	    "think=0.5,max-context=1024,seed=21",
+	    &t1);
+	gen("chat:sessions=30,turns=2-4,system=2x256,user=64-256,output=16-64,rate=20,"
+	    "think=0.5,max-context=1024,seed=21",
+	    &t2);
+	for (int i = 0; i < 3; i++) {
+		cfg_for(&cfg, &t1, gpu, KVMM_BACKEND_NULL);
+		cfg.host_bytes = 64ull << 20; /* 32 blocks: the pool overflows to disk */
+		cfg.disk_bytes = 1ull << 30;
+		cfg.max_seqs = 16;
+		cfg.chunk_tokens = 512;
+		run(&cfg, policies[i], &a[i]);
+		cfg.trace = &t2;
+		run(&cfg, policies[i], &b[i]);
+		ck_assert(a[i].tier_bookkeeping);
+		ck_assert_uint_gt(a[i].hit_by_tier[SIM_TIER_HOST], 0);
+		ck_assert_uint_gt(a[i].bytes_moved[SIM_MOVE_GPU_TO_HOST], 0);
+		ck_assert_uint_gt(a[i].bytes_moved[SIM_MOVE_HOST_TO_GPU], 0);
+		if (i) {
+			ck_assert_uint_gt(a[i].hit_by_tier[SIM_TIER_DISK], 0);
+			ck_assert_uint_gt(a[i].bytes_moved[SIM_MOVE_HOST_TO_DISK], 0);
+		}
+	}
+	ra = report(&t1, a, 3, gpu);
+	rb = report(&t2, b, 3, gpu);
+	ck_assert_str_eq(ra, rb);
+	ck_assert_ptr_nonnull(strstr(ra, "\"data\": \"bookkeeping only"));
+	ck_assert_ptr_nonnull(strstr(ra, "\"verify_failures\": null"));
+	ck_assert_ptr_null(strstr(ra, "checksummed"));
+	free(ra);
+	free(rb);
+	for (int i = 0; i < 3; i++) {
+		sim_result_free(&a[i]);
+		sim_result_free(&b[i]);
+	}
+	sim_trace_free(&t1);
+	sim_trace_free(&t2);
 }
 END_TEST
 
@@ -325,13 +387,14 @@ static void tier_trace(struct sim_trace *t)
 	}
 }
 
-static void tier_run(const char *policy, uint64_t host, struct sim_result *r)
+static void tier_run(enum kvmm_backend_type be, const char *policy, uint64_t host,
+		     struct sim_result *r)
 {
 	struct sim_trace t;
 	struct sim_engine_cfg cfg;
 
 	tier_trace(&t);
-	cfg_for(&cfg, &t, 512ull << 20, KVMM_BACKEND_HOST);
+	cfg_for(&cfg, &t, 512ull << 20, be);
 	cfg.host_bytes = host;
 	cfg.disk_bytes = 1ull << 30;
 	cfg.max_seqs = 4;
@@ -341,17 +404,20 @@ static void tier_run(const char *policy, uint64_t host, struct sim_result *r)
 	sim_trace_free(&t);
 }
 
-START_TEST(test_hand_checked_tiers)
+/* The same scenario on the null backend: the tiers' bookkeeping gives
+ * the hand-checked hits and bytes, and the same as the host backend's. */
+static void hand_tiers(enum kvmm_backend_type be, struct sim_result out[2])
 {
 	struct sim_result r;
 
 	/* GPU only: A's prefix is gone by the time C comes. */
-	tier_run("gpu-lru", 1ull << 30, &r);
+	tier_run(be, "gpu-lru", 1ull << 30, &r);
 	ck_assert_uint_eq(r.hit_tokens, 0);
 	sim_result_free(&r);
 
 	/* A host pool of 1 GiB holds all of it. */
-	tier_run("gpu-host", 1ull << 30, &r);
+	tier_run(be, "gpu-host", 1ull << 30, &out[0]);
+	r = out[0];
 	ck_assert_uint_eq(r.hit_tokens, 2080);
 	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_HOST], 2080);
 	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_GPU] + r.hit_by_tier[SIM_TIER_DISK], 0);
@@ -359,21 +425,46 @@ START_TEST(test_hand_checked_tiers)
 	ck_assert_uint_ge(r.bytes_moved[SIM_MOVE_GPU_TO_HOST], 130ull << 21);
 	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_DISK_TO_HOST], 0);
 	ck_assert(r.transfer_s > 0); /* C waited for its restore */
-	sim_result_free(&r);
 
 	/* A 64 MiB pool (32 blocks) keeps only the last spilled blocks: the
 	 * rest come back from disk. */
-	tier_run("gpu-host-disk", 64ull << 20, &r);
+	tier_run(be, "gpu-host-disk", 64ull << 20, &out[1]);
+	r = out[1];
 	ck_assert_uint_eq(r.hit_tokens, 2080);
 	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_GPU], 0);
 	ck_assert_uint_le(r.hit_by_tier[SIM_TIER_HOST], 32 * 16);
+	ck_assert_uint_gt(r.hit_by_tier[SIM_TIER_DISK], 0);
 	ck_assert_uint_eq(r.hit_by_tier[SIM_TIER_HOST] + r.hit_by_tier[SIM_TIER_DISK], 2080);
 	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_HOST_TO_GPU], 130ull << 21);
 	ck_assert_uint_eq(r.bytes_moved[SIM_MOVE_DISK_TO_HOST],
 			  (uint64_t)r.hit_by_tier[SIM_TIER_DISK] / 16 << 21);
 	ck_assert_uint_ge(r.bytes_moved[SIM_MOVE_HOST_TO_DISK],
 			  r.bytes_moved[SIM_MOVE_DISK_TO_HOST]);
-	sim_result_free(&r);
+	for (int k = 0; k < 2; k++)
+		ck_assert(out[k].tier_bookkeeping == (be == KVMM_BACKEND_NULL));
+}
+
+START_TEST(test_hand_checked_tiers)
+{
+	struct sim_result host[2], null[2];
+
+	hand_tiers(KVMM_BACKEND_HOST, host);
+	hand_tiers(KVMM_BACKEND_NULL, null);
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < SIM_TIERS; i++)
+			ck_assert_uint_eq(null[k].hit_by_tier[i], host[k].hit_by_tier[i]);
+		/* restores: the same; spills: on the host backend how much is
+		 * spilled again depends on when the mover seals and the disk
+		 * writes (each policy checked above), on null on nothing */
+		for (int i = SIM_MOVE_DISK_TO_HOST; i <= SIM_MOVE_HOST_TO_GPU; i++)
+			ck_assert_msg(null[k].bytes_moved[i] == host[k].bytes_moved[i],
+				      "policy %d, bytes moved %d: null %llu, host %llu", k, i,
+				      (unsigned long long)null[k].bytes_moved[i],
+				      (unsigned long long)host[k].bytes_moved[i]);
+		ck_assert_uint_eq(null[k].peak[SIM_TIER_HOST], host[k].peak[SIM_TIER_HOST]);
+		sim_result_free(&host[k]);
+		sim_result_free(&null[k]);
+	}
 }
 END_TEST
 
@@ -406,6 +497,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_determinism);
 	tcase_add_test(tc, test_conservation_null);
+	tcase_add_test(tc, test_determinism_tiers_null);
 	tcase_add_test(tc, test_conservation_host);
 	tcase_add_test(tc, test_hand_checked);
 	tcase_add_test(tc, test_hand_checked_tiers);

@@ -43,10 +43,12 @@ static void fake(struct sim_result *r, const char *name, uint64_t hit, int viola
 
 static void options(struct sim_options *o)
 {
-	char *args[] = {"kvmm-sim", "--gpu-kv-bytes", "8G", "--disk-bytes", "unlimited", NULL};
+	/* (an unlimited disk needs policies without a disk tier) */
+	char *args[] = {"kvmm-sim", "--gpu-kv-bytes",	     "8G", "--disk-bytes", "unlimited",
+			"--policy", "none,gpu-lru,gpu-host", NULL};
 	struct sim_err err = {0};
 
-	ck_assert_int_eq(sim_cli_parse(5, args, o, &err), 0);
+	ck_assert_int_eq(sim_cli_parse(7, args, o, &err), 0);
 	ck_assert_int_eq(sim_cli_check_budget(o, &err), 0);
 }
 

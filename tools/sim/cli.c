@@ -110,13 +110,17 @@ void sim_cli_usage(FILE *f)
 	      "  --list-presets        print the presets with their KV bytes per token\n"
 	      "memory (sizes take K M G T P or KiB..PiB = powers of 1024, KB..PB = of 1000,\n"
 	      "and `unlimited`):\n"
-	      "  --backend B           null (default: bookkeeping only, any scale), host (real\n"
-	      "                        memfd pages, real disk I/O) or cuda (a real GPU)\n"
+	      "  --backend B           null (default: bookkeeping only, any scale: the cache,\n"
+	      "                        prefix cache and tiers keep their real index, budgets\n"
+	      "                        and eviction, no bytes; tier data is not verified),\n"
+	      "                        host (real memfd pages, real disk I/O, checksums) or\n"
+	      "                        cuda (a real GPU)\n"
 	      "  --gpu-kv-bytes N      GPU KV budget (default: what the machine leaves after\n"
 	      "                        the weights)\n"
 	      "  --host-bytes N        host tier (default: 2 x the GPU KV budget)\n"
 	      "  --disk-bytes N        disk tier (default: 8 x the host tier)\n"
-	      "  --disk-dir DIR        disk tier files (default: a temporary directory)\n"
+	      "  --disk-dir DIR        disk tier files (default: a temporary directory; none\n"
+	      "                        on null)\n"
 	      "  --disk-write W        back (default: a spilled block goes on to disk when it\n"
 	      "                        leaves the host pool) or through (at once)\n"
 	      "policies (compared in one run):\n"
@@ -355,23 +359,20 @@ static int parse_one(int c, const char *v, struct sim_options *o, struct sim_err
 	return -EINVAL;
 }
 
-/* Without kvmm tiers (or on the null backend, where the tiers have no
- * bytes to move), "all" compares what a GPU-only cache can: no cache, LRU,
- * alias and copy attach; a tier policy named on its own is an error. */
+/* Without kvmm tiers, "all" compares what a GPU-only cache can: no cache,
+ * LRU, alias and copy attach; a tier policy named on its own is an error.
+ * (On the null backend the tiers run as bookkeeping: docs/sim.md.) */
 static int drop_tier_policies(struct sim_options *o, struct sim_err *err)
 {
 	char list[sizeof(o->policy_list)], *all;
-	bool null = o->backend == KVMM_BACKEND_NULL;
 
-	if (sim_tiers_available() && !null)
+	if (sim_tiers_available())
 		return 0;
 	all = strstr(o->policy_list, "all");
 	for (uint32_t i = 0; i < o->npolicies; i++)
 		if ((o->policies[i].host || o->policies[i].disk) && !all)
 			return sim_errf(err, -EINVAL, "--policy %s: %s", o->policies[i].name,
-					null ? "kvmm's tiers move real bytes: use --backend host "
-					       "or cuda"
-					     : "this build of kvmm has no host/disk tiers");
+					"this build of kvmm has no host/disk tiers");
 	if (!all)
 		return 0;
 	if (snprintf(list, sizeof(list), "%.*s%s%s", (int)(all - o->policy_list), o->policy_list,
@@ -507,6 +508,15 @@ int sim_cli_check_budget(struct sim_options *o, struct sim_err *err)
 		return sim_errf(
 			err, -EINVAL,
 			"--disk-bytes 0 leaves no disk tier for gpu-host-disk and lookahead");
+	/* the tiers index every record they could hold: a size, not "unlimited" */
+	if (need_host && o->host_bytes == SIM_UNLIMITED)
+		return sim_errf(err, -EINVAL,
+				"--host-bytes unlimited: the host tier needs a size (its index "
+				"has an entry per record it can hold)");
+	if (need_disk && o->disk_bytes == SIM_UNLIMITED)
+		return sim_errf(err, -EINVAL,
+				"--disk-bytes unlimited: the disk tier needs a size (its index has "
+				"an entry per record it can hold)");
 	if (o->backend == KVMM_BACKEND_HOST) {
 		long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 		uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;

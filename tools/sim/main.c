@@ -121,6 +121,16 @@ static void header(const struct sim_options *o, const struct sim_trace *t)
 		       "kvmm "
 		       "has no tiers\n",
 		       o->skipped_tier_policies);
+	if (o->backend == KVMM_BACKEND_NULL) {
+		bool tiers = false;
+
+		for (uint32_t i = 0; i < o->npolicies; i++)
+			tiers |= o->policies[i].host || o->policies[i].disk;
+		if (tiers)
+			printf("note:     tiers on the null backend are bookkeeping only: real "
+			       "index, capacity, eviction and write policies, bytes counted, none "
+			       "stored or verified\n");
+	}
 	printf("memory:   GPU KV %s, host %s, disk %s\n",
 	       sim_format_size(o->gpu_kv_bytes, a, sizeof(a)),
 	       sim_format_size(o->host_bytes, b, sizeof(b)),

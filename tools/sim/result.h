@@ -76,6 +76,8 @@ struct sim_result {
 	uint64_t spills_skipped;       /* tiers: evictions not spilled (host pool full) */
 	uint64_t tier_verify_failures; /* tiers: records that failed a check */
 	uint64_t tier_io_errors;
+	bool tiers_on;	       /* the policy ran kvmm's host (and disk) tiers */
+	bool tier_bookkeeping; /* kvmm's tiers kept no bytes (null backend): nothing verified */
 	/* the cache's geometry */
 	char layout[24];
 	uint32_t tokens_per_block;

@@ -296,14 +296,17 @@ int eng_lookahead(struct engine *e)
 		if (ret)
 			return ret;
 		if (n) {
-			ret = KV(e, kvmm_prefix_hint(e->c, &ns, r->tok, n, eng_clock(e)));
-			if (ret < 0)
-				return eng_kverr(e, ret, "kvmm_prefix_hint", i);
+			/* our restore first, timed and counted by tier; the
+			 * hint's own prefetch (kvmm's, for servers that only
+			 * hint) then finds the prefix restored */
 			if (!r->rs.tried) {
 				ret = sim_tiers_restore(&e->tiers, &ns, r->tok, n, e->now, &r->rs);
 				if (ret)
 					return eng_kverr(e, ret, "prefetch", i);
 			}
+			ret = KV(e, kvmm_prefix_hint(e->c, &ns, r->tok, n, eng_clock(e)));
+			if (ret < 0)
+				return eng_kverr(e, ret, "kvmm_prefix_hint", i);
 		}
 		r->hinted_at = e->now;
 	}

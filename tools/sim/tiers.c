@@ -85,7 +85,7 @@ int sim_tiers_open(struct sim_tiers *t, struct kvmm_cache *c, const struct sim_e
 		.flags = KVMM_TIERS_DISK_DISCARD | KVMM_TIERS_DISK_BUFFERED,
 	};
 	struct kvmm_cache_info info;
-	char a[32];
+	char a[32], b[32];
 	int ret;
 
 	memset(t, 0, sizeof(*t));
@@ -93,18 +93,19 @@ int sim_tiers_open(struct sim_tiers *t, struct kvmm_cache *c, const struct sim_e
 	t->cfg = cfg;
 	if (!p->host && !p->disk)
 		return 0;
-	if (cfg->backend == KVMM_BACKEND_NULL)
-		return sim_errf(err, -ENOTSUP,
-				"--policy %s: kvmm's tiers move real bytes: use --backend host or "
-				"cuda",
-				p->name);
 	ret = kvmm_cache_get_info(c, &info);
 	if (ret)
 		return sim_errf(err, ret, "kvmm_cache_get_info: %s", kvmm_strerror(ret));
 	t->tpb = info.tokens_per_block;
 	t->blk = info.block_bytes;
 	tc.host_bytes = cfg->host_bytes;
-	if (p->disk) {
+	if (p->disk && cfg->backend == KVMM_BACKEND_NULL) {
+		/* bookkeeping only: the disk tier has no files, the
+		 * directory only names it */
+		snprintf(t->dir, sizeof(t->dir), "(none: null backend)");
+		tc.disk_dir = t->dir;
+		tc.disk_bytes = cfg->disk_bytes;
+	} else if (p->disk) {
 		ret = make_dir(t, p, err);
 		if (ret)
 			return ret;
@@ -114,8 +115,10 @@ int sim_tiers_open(struct sim_tiers *t, struct kvmm_cache *c, const struct sim_e
 	ret = kvmm_tiers_enable(c, &tc);
 	if (ret)
 		return sim_errf(
-			err, ret, "--policy %s: kvmm_tiers_enable (--host-bytes %s%s%s): %s",
+			err, ret, "--policy %s: kvmm_tiers_enable (--host-bytes %s%s%s%s%s): %s",
 			p->name, sim_format_size(cfg->host_bytes, a, sizeof(a)),
+			p->disk ? ", --disk-bytes " : "",
+			p->disk ? sim_format_size(cfg->disk_bytes, b, sizeof(b)) : "",
 			p->disk ? ", --disk-dir " : "", p->disk ? t->dir : "", kvmm_strerror(ret));
 	t->on = true;
 	t->disk = p->disk;
@@ -269,6 +272,8 @@ void sim_tiers_collect(struct sim_tiers *t, struct sim_result *res)
 	res->bytes_moved[SIM_MOVE_HOST_TO_DISK] = st.spill_disk_bytes;
 	res->bytes_moved[SIM_MOVE_DISK_TO_HOST] = st.restores_disk * t->blk;
 	res->bytes_moved[SIM_MOVE_HOST_TO_GPU] = st.restore_bytes;
+	res->tiers_on = true;
+	res->tier_bookkeeping = st.bookkeeping_only;
 	res->tier_verify_failures = st.verify_failures;
 	res->tier_io_errors = st.io_errors;
 	res->spills_skipped = st.spill_skipped;
