@@ -32,8 +32,8 @@
 #include "tiers.h"
 #include "tier_disk_internal.h"
 
-#define NPROMPT 8
-#define NBLK	6 /* blocks per prompt */
+#define NPROMPT	  8
+#define NBLK	  6 /* blocks per prompt */
 #define HOST_RECS 8 /* a prompt's blocks fit: one round of claims */
 #define DISK_RECS 20
 
@@ -159,8 +159,8 @@ static int64_t restore(struct pair *p, int k, uint32_t q, bool hint)
 			ck_assert_int_ge(ret, 0);
 			sum += ret;
 		} else {
-			ck_assert_int_eq(kvmm_prefix_prefetch(c, NULL, p->tok[q], n, 0, &pf, &found),
-					 0);
+			ck_assert_int_eq(
+				kvmm_prefix_prefetch(c, NULL, p->tok[q], n, 0, &pf, &found), 0);
 			sum += pf ? kvmm_prefetch_wait(c, pf, found, UINT64_MAX) : found;
 			kvmm_prefetch_release(c, pf);
 		}
@@ -169,7 +169,7 @@ static int64_t restore(struct pair *p, int k, uint32_t q, bool hint)
 	return sum;
 }
 
-#define EQ(f)                                                                              \
+#define EQ(f)                                                                                 \
 	ck_assert_msg(a->f == b->f, "step %u (%s): " #f ": host %llu, null %llu", step, what, \
 		      (unsigned long long)a->f, (unsigned long long)b->f)
 
@@ -265,7 +265,8 @@ static void script(int i, const struct kvmm_tiers_config *tc, bool disk, uint32_
 	pair_open(&p, i, tc, disk);
 	tu_rng_init(&rng, tu_seed() + (uint64_t)i);
 	for (uint32_t step = 0; step < n; step++) {
-		uint32_t op = (uint32_t)tu_rng_below(&rng, 5), q = (uint32_t)tu_rng_below(&rng, NPROMPT);
+		uint32_t op = (uint32_t)tu_rng_below(&rng, 5),
+			 q = (uint32_t)tu_rng_below(&rng, NPROMPT);
 		uint32_t nev = 1 + (uint32_t)tu_rng_below(&rng, 2 * NBLK);
 		int64_t r[2] = {0, 0};
 
@@ -337,11 +338,11 @@ static const struct {
 	uint32_t admit_hits;
 	bool disk_on;
 } policies[] = {
-	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 0, false},	    /* host pool only */
-	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 0, true},	    /* kvmm's default */
+	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 0, false}, /* host pool only */
+	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 0, true},  /* kvmm's default */
 	{KVMM_WRITE_THROUGH, KVMM_WRITE_THROUGH, 0, true},
 	{KVMM_WRITE_THROUGH, KVMM_WRITE_BACK, 0, true},
-	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 2, true},	    /* disk admission */
+	{KVMM_WRITE_BACK, KVMM_WRITE_BACK, 2, true}, /* disk admission */
 };
 #define NPOLICIES (int)(sizeof(policies) / sizeof(policies[0]))
 
