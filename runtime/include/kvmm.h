@@ -671,7 +671,10 @@ struct kvmm_tiers_config {
  * /dev/kvmm exists) and opens the disk tier (scanning what it holds: a
  * restarted server finds its prefixes again).  -EINVAL bad config, -ENOMEM,
  * -EBUSY (another process uses disk_dir), or the error of the host pool or
- * disk.  Thread-safe.
+ * disk.  On the null backend the tiers are bookkeeping only (docs/tiers.md):
+ * their real index, capacity, eviction and policies, but no host memory,
+ * no disk file (disk_dir only names the tier) and nothing verified; no
+ * host_pool_name there (-EINVAL).  Thread-safe.
  */
 int kvmm_tiers_enable(struct kvmm_cache *c, const struct kvmm_tiers_config *cfg);
 
