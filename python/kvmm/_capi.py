@@ -266,7 +266,7 @@ class TiersStats(Struct):
         d["host_source"] = self.host_source.decode(errors="replace")
         d["encoding"] = {SPILL_RAW: "raw", SPILL_FP8: "fp8",
                          SPILL_INT8: "int8"}.get(self.encoding, self.encoding)
-        for k in ("host_pinned", "disk_direct", "quant_on_device"):
+        for k in ("host_pinned", "disk_direct", "quant_on_device", "bookkeeping_only"):
             d[k] = bool(d[k])
         return d
 

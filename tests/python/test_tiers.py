@@ -5,7 +5,8 @@ a small host pool and a disk directory under pressure, prefetched back,
 attached (by match, and layer-wise) and their KV compared through numpy
 DLPack views with what was written; stats and their JSON; bad arguments
 raise with the errno; prefetch handles released by ``with``, garbage
-collection and the cache's close.  Skipped while libkvmm has no tiers."""
+collection and the cache's close; the null backend's bookkeeping tiers.
+Skipped while libkvmm has no tiers."""
 import errno
 import gc
 import json
@@ -158,6 +159,7 @@ def test_spill_under_pressure_and_restore():
                   "disk_capacity_bytes", "host_evictions"):
             assert js[k] == st[k], k
         assert js["blocks_host"] == st["blocks"]["host"] and js["host_source"] == st["host_source"]
+        assert st["bookkeeping_only"] is False and js["bookkeeping_only"] == 0
         assert e.log == [], e.log
 
 
@@ -224,6 +226,33 @@ def test_layerwise_attach():
             else:
                 raise AssertionError("a progressive prefetch was attached layer-wise")
             assert pf.wait() == NBLK * 128
+
+
+def test_null_backend_bookkeeping():
+    """On the null backend the tiers keep their index and counters with no
+    bytes behind them (disk_dir only names the tier): the same calls work
+    and the stats say so."""
+    need_tiers()
+    with kvmm.Backend("null") as be, \
+            kvmm.Cache(be, num_layers=LAYERS, num_kv_heads=HEADS, head_dim=DIM,
+                       dtype="float16", layout="token-major", max_seqs=4,
+                       max_tokens=NBLK * 128, budget_bytes=64 * MiB) as c:
+        c.enable_prefix()
+        c.enable_tiers(2 * REC, disk_dir="/nonexistent/kvmm-null-tier", disk_bytes=16 * REC,
+                       disk_policy="write-through")
+        with c.open(NBLK * 128) as s:
+            s.step(NBLK * 128)
+            assert c.prefix_insert(s, prompt(0)) == NBLK * 128
+        assert c.prefix_evict(2 * NBLK) == NBLK
+        c.tiers_flush()
+        st = c.tiers_stats()
+        assert st["bookkeeping_only"] is True, st
+        assert st["spills_host"] == NBLK and st["spills_disk"] == NBLK, st
+        assert st["blocks"]["host"] == 2 and st["blocks"]["disk"] == NBLK, st
+        assert json.loads(c.tiers_stats_json())["bookkeeping_only"] == 1
+        with c.prefix_prefetch(prompt(0)) as pf:
+            assert pf.found == NBLK * 128 and pf.wait() == NBLK * 128
+        assert cached(c, 0, None) == NBLK * 128
 
 
 def test_bad_arguments():
