@@ -109,7 +109,7 @@ void sim_cli_usage(FILE *f)
 	      "  --machine PRESET      h100 (default) or local (this machine's CPU and RAM)\n"
 	      "  --list-presets        print the presets with their KV bytes per token\n"
 	      "memory (sizes take K M G T P or KiB..PiB = powers of 1024, KB..PB = of 1000,\n"
-	      "and `unlimited`):\n"
+	      "and `unlimited`, but not for a host or disk tier that a policy uses):\n"
 	      "  --backend B           null (default: bookkeeping only, any scale: the cache,\n"
 	      "                        prefix cache and tiers keep their real index, budgets\n"
 	      "                        and eviction, no bytes; tier data is not verified),\n"
