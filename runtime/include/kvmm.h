@@ -691,7 +691,9 @@ struct kvmm_prefetch;
  * first block no tier has.  *found gets the tokens the prefix cache will
  * hold once the prefetch completes (what is cached already included; whole
  * blocks).  Blocks are inserted into the prefix cache as each one (and all
- * before it) is complete, so kvmm_prefix_match() then finds them.  *pf (NULL
+ * before it) is complete, so kvmm_prefix_match() then finds them.  Where the
+ * host pool is full of records not yet on disk (write-back), the restore
+ * writes them back and waits for the writes to make room.  *pf (NULL
  * when there is nothing to restore) keeps the prefix pinned until released.
  * -EINVAL (also: tiers not enabled), -ENOMEM.  Thread-safe.
  */
@@ -723,8 +725,9 @@ void kvmm_prefetch_release(struct kvmm_cache *c, struct kvmm_prefetch *pf);
  */
 int kvmm_seq_attach_prefetch(struct kvmm_cache *c, uint32_t seq, struct kvmm_prefetch *pf);
 int kvmm_prefetch_wait_layer(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer);
-/* CUDA: the CUevent (as a uint64_t) of layer l's copies (0 once complete or
- * on other backends); valid until release.  Thread-safe. */
+/* CUDA: the CUevent (as a uint64_t) that layer l's copies complete by (one
+ * event may cover several layers, e.g. token-major; 0: nothing to wait for,
+ * as on other backends); valid until release.  Thread-safe. */
 int kvmm_prefetch_layer_event(struct kvmm_cache *c, struct kvmm_prefetch *pf, uint32_t layer,
 			      uint64_t *event);
 

@@ -268,16 +268,21 @@ static bool evict_one(struct kvmm_tiers *t)
 
 /* Will waiting make a record droppable: a disk write in flight, or (when
  * the caller is not the mover) a record the mover is sealing? */
+bool tidx_writes_in_flight(const struct kvmm_tiers *t)
+{
+	for (uint32_t i = t->lru_head; i != TIER_NIL; i = t->ent[i].next)
+		if (t->ent[i].flags & E_WRITING)
+			return true;
+	return false;
+}
+
 static bool worth_waiting(struct kvmm_tiers *t, enum tier_wait wait)
 {
 	if (wait == TIER_WAIT_NONE)
 		return false;
 	if (wait == TIER_WAIT_ANY && t->nfilling)
 		return true;
-	for (uint32_t i = t->lru_head; i != TIER_NIL; i = t->ent[i].next)
-		if (t->ent[i].flags & E_WRITING)
-			return true;
-	return false;
+	return tidx_writes_in_flight(t);
 }
 
 int tidx_claim(struct kvmm_tiers *t, uint64_t key, uint64_t parent, enum tier_wait wait,

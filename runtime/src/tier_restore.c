@@ -38,6 +38,7 @@
 #define RESTORE_BATCH 8		  /* layer-wise: blocks hashed at once */
 #define FLIGHT_BLOCKS 64	  /* at most, in one flight */
 #define FLIGHT_BYTES  (32u << 20) /* a flight's copies, at most (one block at least) */
+#define ROOM_WAITS    64	  /* times a restore waits for write-backs to make room */
 
 enum pb_state {
 	PB_WAIT = 0, /* not started */
@@ -82,6 +83,7 @@ struct kvmm_prefetch {
 	bool layers_queued;
 	int err;
 	bool queued, finished, cancel, waiting_fill, detached;
+	uint32_t room_waits;	     /* for write-backs to make room, so far */
 	uint32_t reads;		     /* disk reads in flight */
 	struct kvmm_prefetch *wnext; /* on t's list of prefetches waiting for a fill */
 	struct pf_flight *flights, **flights_tail; /* oldest first */
@@ -183,8 +185,21 @@ static int gather_now(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i
 	r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
 	t->defer_writes = false;
 	if (r) {
+		bool wrote = t->ndeferred > 0;
+
 		tiers_write_deferred(t, NULL);
-		return r;
+		/* write-back: those writes are done, so their records may go
+		 * now (a real restore waits for them: see gather()) */
+		if (r != -ENOSPC || !wrote || pf->room_waits >= ROOM_WAITS)
+			return r;
+		pf->room_waits++;
+		t->defer_writes = true;
+		r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
+		t->defer_writes = false;
+		if (r) {
+			tiers_write_deferred(t, NULL);
+			return r;
+		}
 	}
 	*op = (struct tier_disk_op){.kind = TIER_DISK_GET, .key = pf->keys[i], .len = t->rec_bytes};
 	pf->slots[i] = s;
@@ -196,6 +211,16 @@ static int gather_now(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i
 	tier_disk_account_end(t->disk, op);
 	read_result(t, pf, i, op->result);
 	return 0;
+}
+
+/* Look again at the next fill or disk write that ends (lock held). */
+static void wait_fill(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
+{
+	if (pf->waiting_fill)
+		return;
+	pf->waiting_fill = true;
+	pf->wnext = t->fill_waiters;
+	t->fill_waiters = pf;
 }
 
 /* Gather: pin host records, start disk reads (lock held). */
@@ -216,16 +241,18 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 		} else if (e) {
 			/* being filled right now (spill or another read):
 			 * look again when it is done */
-			if (!pf->waiting_fill) {
-				pf->waiting_fill = true;
-				pf->wnext = t->fill_waiters;
-				t->fill_waiters = pf;
-			}
+			wait_fill(t, pf);
 			return;
 		} else if (t->disk && tier_disk_contains(t->disk, pf->keys[i])) {
 			struct tier_disk_op *op = &pf->ops[i];
 			int r;
 
+			/* claim again once every write-back started for
+			 * room has ended, as the bookkeeping tiers do */
+			if (pf->room_waits && tidx_writes_in_flight(t)) {
+				wait_fill(t, pf);
+				return;
+			}
 			if (t->bookkeeping) {
 				r = gather_now(t, pf, i, parent);
 			} else {
@@ -238,6 +265,15 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 			}
 			if (r == -ENOSPC && (pf->reads || pf->next > pf->copied))
 				return; /* room comes back as our copies finish */
+			if (r == -ENOSPC && tidx_writes_in_flight(t) &&
+			    pf->room_waits < ROOM_WAITS) {
+				/* write-back: the pool is full of records not yet
+				 * on disk; the claim started their writes, and
+				 * each one that ends makes its record droppable */
+				pf->room_waits++;
+				wait_fill(t, pf);
+				return;
+			}
 			if (r) {
 				pf->stop_at = i; /* no room in the host pool now */
 				break;
@@ -1040,6 +1076,10 @@ int kvmm_prefetch_layer_event(struct kvmm_cache *c, struct kvmm_prefetch *pf, ui
 	while (!pf->layers_queued && !pf->finished)
 		pthread_cond_wait(&t->cond, &t->lock);
 	*event = pf->layers_queued ? pf->events[layer] : 0;
+	/* token-major and quantized records: one event (layer 0's) covers
+	 * every layer; 0 would tell the caller the layer is complete */
+	if (pf->layers_queued && !*event)
+		*event = pf->events[0];
 	pthread_mutex_unlock(&t->lock);
 	return pf->layers_queued ? 0 : -ENOENT;
 }
@@ -1055,9 +1095,6 @@ int kvmm_prefetch_wait_layer(struct kvmm_cache *c, struct kvmm_prefetch *pf, uin
 	ret = kvmm_prefetch_layer_event(c, pf, layer, &ev);
 	if (ret)
 		return ret;
-	/* token-major: one event (layer 0's) covers every layer */
-	if (!ev)
-		ev = pf->events[0];
 	ret = tier_copy_wait(t->copy, ev);
 	if (!ret) {
 		pthread_mutex_lock(&t->lock);

@@ -97,6 +97,7 @@ static int seal(struct kvmm_tiers *t, uint32_t slot, const struct kvmm_ns *ns, u
 static void write_result(struct kvmm_tiers *t, uint32_t slot, int result)
 {
 	t->ent[slot].flags &= ~E_WRITING;
+	tiers_fill_event(t); /* restores waiting for room look again */
 	if (!result) {
 		t->ent[slot].flags |= E_ON_DISK; /* COLD once unpinned */
 		t->n.spills_disk++;
@@ -164,6 +165,7 @@ static void write_undo(struct kvmm_tiers *t, uint32_t slot, struct tier_disk_op 
 	tidx_unpin(t, slot);
 	t->busy--;
 	free(op);
+	tiers_fill_event(t); /* a restore waiting for this write: stop waiting */
 }
 
 int tiers_write_deferred(struct kvmm_tiers *t, struct tier_disk_op *read)

@@ -176,6 +176,8 @@ int tidx_claim(struct kvmm_tiers *t, uint64_t key, uint64_t parent, enum tier_wa
 #define TIER_CLAIM_WAIT_NS 1000000000ull /* at most, for a write-back to finish */
 /* Write back cold records early when few slots are free or clean. */
 void tidx_keep_clean(struct kvmm_tiers *t);
+/* Is a disk write in flight (a record that will become droppable)? */
+bool tidx_writes_in_flight(const struct kvmm_tiers *t);
 /* Forget the record in slot (it must be unpinned). */
 void tidx_drop(struct kvmm_tiers *t, uint32_t slot);
 void tidx_pin(struct kvmm_tiers *t, uint32_t slot);
