@@ -149,7 +149,8 @@ class SeqStats(Struct):
 class PrefixConfig(Struct):
     _fields_ = [("policy", c_int), ("attach", c_int), ("admit_hits", c_uint32),
                 ("flags", c_uint32), ("max_bytes", c_uint64), ("hint_ttl_ns", c_uint64),
-                ("clock", c_void_p), ("clock_arg", c_void_p)]
+                ("clock", c_void_p), ("clock_arg", c_void_p), ("cost_map_ns", c_uint64),
+                ("cost_unmap_ns", c_uint64), ("cost_copy_ns", c_uint64)]
 
 
 class Ns(Struct):

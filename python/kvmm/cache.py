@@ -202,7 +202,8 @@ class Cache(Owner):
 
     # -- prefix cache (kvmm.prefix holds the details) --
     def enable_prefix(self, policy="lru", attach="auto", admit_hits=0, max_bytes=0,
-                      hint_ttl_ns=0, clock=None):
+                      hint_ttl_ns=0, clock=None, cost_map_ns=0, cost_unmap_ns=0,
+                      cost_copy_ns=0):
         """Enable the prefix cache (kvmm_prefix_enable), once (EEXIST after).
 
         policy: "lru" or "lfu" (leaf first).  attach: what "auto" means at
@@ -213,9 +214,12 @@ class Cache(Owner):
         named (0: 10 s).  clock: optional callable returning nanoseconds,
         the clock of hint times (default CLOCK_MONOTONIC; a simulator passes
         its virtual clock).  libkvmm calls it with the prefix cache's lock
-        held: it must not call into kvmm."""
+        held: it must not call into kvmm.  cost_map_ns, cost_unmap_ns,
+        cost_copy_ns: per-page costs the "auto" rule weighs, given instead of
+        measured on the backend (0: measured; each at most 1e9)."""
         from . import prefix
-        prefix.enable(self, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock)
+        prefix.enable(self, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock,
+                      (cost_map_ns, cost_unmap_ns, cost_copy_ns))
 
     def prefix_match(self, tokens, ns=None):
         """Longest cached prefix of tokens: a PrefixMatch (len 0 when none)."""

@@ -87,11 +87,13 @@ class PrefixMatch(Closing):
 CLOCK_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p)
 
 
-def enable(cache, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock):
+def enable(cache, policy, attach, admit_hits, max_bytes, hint_ttl_ns, clock, costs=(0, 0, 0)):
     cfg = _capi.PrefixConfig.new(_mode(POLICIES, "policy", policy),
                                  _mode(ATTACH, "attach", attach), u32("admit_hits", admit_hits),
                                  0, u64("max_bytes", max_bytes))
     cfg.hint_ttl_ns = u64("hint_ttl_ns", hint_ttl_ns)
+    for name, v in zip(("cost_map_ns", "cost_unmap_ns", "cost_copy_ns"), costs):
+        setattr(cfg, name, u64(name, v))
     thunk = None
     if clock is not None:
         if not callable(clock):

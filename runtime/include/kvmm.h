@@ -442,7 +442,20 @@ struct kvmm_prefix_config {
 	 * cache's lock held: it must not call into kvmm. */
 	uint64_t (*clock)(void *arg);
 	void *clock_arg;
+	/* Per-page attach costs for the AUTO rule, in ns per page of the
+	 * backend's granularity (2 MiB on the H100), given instead of
+	 * measured: a simulator on the null backend prices an H100 with
+	 * them.  0: measured on the backend at enable time, as without
+	 * them.  When all three are given nothing is measured (no block is
+	 * allocated for it, and AUTO's choices do not vary from run to
+	 * run).  Each at most KVMM_PREFIX_COST_MAX_NS (-EINVAL above). */
+	uint64_t cost_map_ns;	/* map + set_access of one page */
+	uint64_t cost_unmap_ns; /* unmap of one page */
+	uint64_t cost_copy_ns;	/* device-to-device copy of one page */
 };
+
+/* Largest attach cost kvmm_prefix_config takes: 1 s per page. */
+#define KVMM_PREFIX_COST_MAX_NS 1000000000ull
 
 /* Namespace: model, adapter, tenant salt.  Hashed with the tokens. */
 struct kvmm_ns {
@@ -456,8 +469,8 @@ struct kvmm_prefix_handle;
 /*
  * Enable the prefix cache on c (once: -EEXIST after).  cfg may be NULL
  * (LRU, AUTO, no admission threshold, no cap).  Measures the attach costs
- * on c's backend (a few map/copy calls on two free blocks).  -EINVAL bad
- * config.  Thread-safe.
+ * on c's backend (a few map/copy calls on two free blocks), except those
+ * the config gives.  -EINVAL bad config.  Thread-safe.
  */
 int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cfg);
 /*
@@ -546,10 +559,11 @@ struct kvmm_prefix_stats {
 	uint64_t blocks_hinted; /* cached blocks under a hint (expired ones
 				 * until the next eviction looks) */
 	uint64_t namespaces;
-	uint64_t attach_auto;	/* attaches whose mode the cost rule chose */
-	uint64_t cost_map_ns;	/* measured: map + set_access of one page */
-	uint64_t cost_unmap_ns; /* measured: unmap of one page */
-	uint64_t cost_copy_ns;	/* measured: device copy of one page */
+	uint64_t attach_auto; /* attaches whose mode the cost rule chose */
+	/* the AUTO rule's costs, measured or given by the config: */
+	uint64_t cost_map_ns;	/* map + set_access of one page */
+	uint64_t cost_unmap_ns; /* unmap of one page */
+	uint64_t cost_copy_ns;	/* device copy of one page */
 };
 /* Snapshot.  -EINVAL (also: not enabled).  Thread-safe. */
 int kvmm_prefix_stats(const struct kvmm_cache *c, struct kvmm_prefix_stats *st);

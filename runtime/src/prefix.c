@@ -199,7 +199,10 @@ int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cf
 	if (!cfg)
 		cfg = &def;
 	if ((cfg->policy != KVMM_EVICT_LRU && cfg->policy != KVMM_EVICT_LFU) ||
-	    (unsigned)cfg->attach > KVMM_ATTACH_COPY || cfg->flags)
+	    (unsigned)cfg->attach > KVMM_ATTACH_COPY || cfg->flags ||
+	    cfg->cost_map_ns > KVMM_PREFIX_COST_MAX_NS ||
+	    cfg->cost_unmap_ns > KVMM_PREFIX_COST_MAX_NS ||
+	    cfg->cost_copy_ns > KVMM_PREFIX_COST_MAX_NS)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -236,7 +239,7 @@ int kvmm_prefix_enable(struct kvmm_cache *c, const struct kvmm_prefix_config *cf
 	c->prefix_fini = prefix_fini;
 	c->prefix_seq_closed = seq_closed;
 	kvmm_unlock(c);
-	kvmm_attach_costs_measure(c, &p->costs);
+	kvmm_attach_costs_init(c, cfg, &p->costs);
 	kvmm_cache_set_reclaimer(c, reclaim, p);
 	return 0;
 fail:

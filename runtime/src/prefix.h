@@ -18,7 +18,7 @@ struct kvmm_attach_costs {
 	uint64_t map_ns;   /* map + set_access of one page */
 	uint64_t unmap_ns; /* unmap of one page */
 	uint64_t copy_ns;  /* device-to-device copy of one page */
-	bool measured;	   /* false: taken from counters or defaults */
+	bool measured;	   /* false: given, or taken from counters or defaults */
 };
 
 /*
@@ -77,6 +77,10 @@ void kvmm_prefix_set_tier_hooks(struct kvmm_cache *c, const struct kvmm_prefix_t
 
 /* prefix_policy.c */
 void kvmm_attach_costs_measure(struct kvmm_cache *c, struct kvmm_attach_costs *k);
+/* The costs AUTO weighs: cfg's where given (non-zero), the rest measured
+ * (nothing measured when cfg gives all three). */
+void kvmm_attach_costs_init(struct kvmm_cache *c, const struct kvmm_prefix_config *cfg,
+			    struct kvmm_attach_costs *k);
 /* AUTO's choice for attaching nfull full blocks to a sequence that holds
  * own_mapped own blocks at those indices already. */
 enum kvmm_attach_mode kvmm_attach_choose(struct kvmm_cache *c, const struct kvmm_attach_costs *k,

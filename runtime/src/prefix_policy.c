@@ -11,7 +11,9 @@
  * is most of a copy's cost there), unmap it.  On the H100 a map + set_access is ~41 us and a
  * 2 MiB copy ~1.4 us; on the host backend an mmap + mprotect is a few us
  * and a 2 MiB memcpy a hundred or more: the same rule picks copy on one and
- * alias on the other.
+ * alias on the other.  A caller may give the costs instead
+ * (kvmm_prefix_config.cost_*_ns): a simulator on the null backend, whose
+ * maps and copies are bookkeeping, prices the machine it simulates.
  */
 #include <errno.h>
 #include <string.h>
@@ -105,6 +107,23 @@ void kvmm_attach_costs_measure(struct kvmm_cache *c, struct kvmm_attach_costs *k
 	k->unmap_ns = median(tu, ROUNDS);
 	k->copy_ns = median(tc, ROUNDS);
 	k->measured = true;
+}
+
+void kvmm_attach_costs_init(struct kvmm_cache *c, const struct kvmm_prefix_config *cfg,
+			    struct kvmm_attach_costs *k)
+{
+	if (cfg->cost_map_ns && cfg->cost_unmap_ns && cfg->cost_copy_ns)
+		memset(k, 0, sizeof(*k)); /* all given: measure nothing */
+	else
+		kvmm_attach_costs_measure(c, k);
+	if (cfg->cost_map_ns)
+		k->map_ns = cfg->cost_map_ns;
+	if (cfg->cost_unmap_ns)
+		k->unmap_ns = cfg->cost_unmap_ns;
+	if (cfg->cost_copy_ns)
+		k->copy_ns = cfg->cost_copy_ns;
+	if (cfg->cost_map_ns || cfg->cost_unmap_ns || cfg->cost_copy_ns)
+		k->measured = false;
 }
 
 enum kvmm_attach_mode kvmm_attach_choose(struct kvmm_cache *c, const struct kvmm_attach_costs *k,

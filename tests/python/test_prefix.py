@@ -260,6 +260,28 @@ def test_hints_on_a_virtual_clock():
         assert c.prefix_stats()["blocks_cached"] == 0
 
 
+def test_given_attach_costs():
+    """Costs given at enable are what the auto rule weighs (and reports)."""
+    need_prefix()
+    with kvmm.Backend("host") as be, cache(be) as c:
+        try:
+            c.enable_prefix(cost_copy_ns=-1)
+        except ValueError as e:
+            assert "cost_copy_ns" in str(e)
+        else:
+            raise AssertionError("a negative cost was taken")
+        try:
+            c.enable_prefix(cost_map_ns=10**9 + 1)
+        except kvmm.KvmmError as e:
+            assert e.errno == errno.EINVAL, e
+        else:
+            raise AssertionError("a cost over 1 s per page was taken")
+        c.enable_prefix(cost_map_ns=26500, cost_unmap_ns=15600, cost_copy_ns=1400)
+        st = c.prefix_stats()
+        assert (st["cost_map_ns"], st["cost_unmap_ns"], st["cost_copy_ns"]) == \
+            (26500, 15600, 1400), st
+
+
 def test_hint_and_bad_arguments():
     need_prefix()
     with kvmm.Backend("host") as be, cache(be) as c:

@@ -379,6 +379,94 @@ START_TEST(test_auto_rule)
 }
 END_TEST
 
+/* AUTO-attach a cached 4-block prefix to a sequence whose own blocks are
+ * mapped there already: the flags of its first entry (BT_RO: aliased). */
+static uint32_t auto_onto_mapped(struct kvmm_cache *c)
+{
+	uint32_t tpb = c->g.tpb, a = filled(c, 1, 4 * tpb), b, flags;
+
+	ck_assert_int_eq(kvmm_prefix_insert(c, a, NULL, tokA, 4 * tpb), (int)(4 * tpb));
+	b = attached_own(c, tokA, 4 * tpb, 4 * tpb, KVMM_ATTACH_AUTO, 4 * tpb);
+	flags = kvmm_bte(c, b, 0)->flags;
+	ct_check(c, b, 1, 0, 4 * tpb);
+	ck_assert_int_eq(kvmm_seq_close(c, b), 0);
+	ck_assert_int_eq(kvmm_seq_close(c, a), 0);
+	ct_verify(c);
+	return flags;
+}
+
+/*
+ * Costs given in the config (a simulator pricing an H100 on another
+ * backend): AUTO follows them both ways, whatever this backend would
+ * measure; given all three, enable measures nothing.
+ */
+START_TEST(test_given_costs)
+{
+	struct kvmm_backend *be = ct_backend(PG);
+	/* the H100's: map + access 26.5 us, unmap 15.6 us, 2 MiB copy 1.4 us */
+	struct kvmm_prefix_config h100 = {
+		.cost_map_ns = 26500, .cost_unmap_ns = 15600, .cost_copy_ns = 1400};
+	/* a copy dearer than a map and an unmap */
+	struct kvmm_prefix_config slow_copy = {
+		.cost_map_ns = 1000, .cost_unmap_ns = 1000, .cost_copy_ns = 1000000};
+	struct kvmm_prefix_config bad = {.cost_copy_ns = KVMM_PREFIX_COST_MAX_NS + 1};
+	struct kvmm_cache *c = ct_make(be, _i, 6, -8, 48);
+	struct kvmm_cache_stats before;
+	struct kvmm_prefix_stats st;
+
+	init_tokens();
+	ck_assert_int_eq(kvmm_prefix_enable(c, &bad), -EINVAL);
+	bad = (struct kvmm_prefix_config){.cost_map_ns = UINT64_MAX};
+	ck_assert_int_eq(kvmm_prefix_enable(c, &bad), -EINVAL);
+	bad = (struct kvmm_prefix_config){.cost_unmap_ns = KVMM_PREFIX_COST_MAX_NS + 1};
+	ck_assert_int_eq(kvmm_prefix_enable(c, &bad), -EINVAL);
+	before = ct_stats(c);
+	ck_assert_int_eq(kvmm_prefix_enable(c, &h100), 0);
+	/* nothing measured: no copy, no map, no page made for it */
+	ck_assert_uint_eq(ct_stats(c).backend.calls[KVMM_OP_COPY],
+			  before.backend.calls[KVMM_OP_COPY]);
+	ck_assert_uint_eq(ct_stats(c).backend.calls[KVMM_OP_RESERVE],
+			  before.backend.calls[KVMM_OP_RESERVE]);
+	st = pstats(c);
+	ck_assert_uint_eq(st.cost_map_ns, 26500);
+	ck_assert_uint_eq(st.cost_unmap_ns, 15600);
+	ck_assert_uint_eq(st.cost_copy_ns, 1400);
+	ck_assert(!kvmm_prefix_of(c)->costs.measured);
+	/* own blocks mapped already: the copy is the cheap way */
+	ck_assert_uint_eq(auto_onto_mapped(c) & BT_SHARED, 0);
+	/* none mapped: a copy would pay the maps too, alias (the rule as a
+	 * function: the mapper and the slot's deferred blocks would make
+	 * "none mapped" racy end to end) */
+	ck_assert_int_eq(kvmm_attach_choose(c, &kvmm_prefix_of(c)->costs, 4, 0), KVMM_ATTACH_ALIAS);
+	st = pstats(c);
+	ck_assert_uint_eq(st.attach_auto, 1);
+	ck_assert_uint_eq(st.attach_copy, 1);
+	ck_assert_uint_eq(st.attach_alias, 0);
+	kvmm_cache_destroy(c);
+
+	/* The other way: with a dear copy, alias even onto mapped blocks. */
+	c = ct_make(be, _i, 6, -8, 48);
+	ck_assert_int_eq(kvmm_prefix_enable(c, &slow_copy), 0);
+	ck_assert_uint_eq(auto_onto_mapped(c) & BT_RO, BT_RO);
+	st = pstats(c);
+	ck_assert_uint_eq(st.attach_alias, 1);
+	ck_assert_uint_eq(st.attach_copy, 0);
+	kvmm_cache_destroy(c);
+
+	/* Some given: those are used, the others measured. */
+	c = ct_make(be, _i, 6, -8, 48);
+	slow_copy = (struct kvmm_prefix_config){.cost_copy_ns = KVMM_PREFIX_COST_MAX_NS};
+	ck_assert_int_eq(kvmm_prefix_enable(c, &slow_copy), 0);
+	st = pstats(c);
+	ck_assert_uint_eq(st.cost_copy_ns, KVMM_PREFIX_COST_MAX_NS);
+	ck_assert_uint_gt(st.cost_map_ns, 0);
+	ck_assert_uint_gt(st.cost_unmap_ns, 0);
+	ck_assert(!kvmm_prefix_of(c)->costs.measured);
+	kvmm_cache_destroy(c);
+	kvmm_backend_close(be);
+}
+END_TEST
+
 static uint64_t fake_now = 1000;
 
 static uint64_t fake_clock(void *arg)
@@ -802,6 +890,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_running_blocks_kept, 0, 6);
 	tcase_add_loop_test(tc, test_pressure_lru_and_hint, 0, 6);
 	tcase_add_loop_test(tc, test_auto_rule, 0, 6);
+	tcase_add_loop_test(tc, test_given_costs, 0, 6);
 	tcase_add_loop_test(tc, test_forced_mode, 0, 6);
 	tcase_add_loop_test(tc, test_hint_clock, 0, 3);
 	tcase_add_loop_test(tc, test_insert_rules, 0, 6);
