@@ -340,6 +340,15 @@ START_TEST(test_hand_checked)
 		sim_result_free(&r);
 	}
 
+	/* On null, AUTO weighs the preset's (H100) costs, not the backend's
+	 * bookkeeping times. */
+	hand_run(KVMM_BACKEND_NULL, "gpu-lru", &r);
+	ck_assert_uint_eq(r.attach_cost_ns[0], 26500);
+	ck_assert_uint_eq(r.attach_cost_ns[1], 15600);
+	ck_assert_uint_eq(r.attach_cost_ns[2], 1398);
+	ck_assert_uint_eq(r.attach_alias + r.attach_copy, 2);
+	sim_result_free(&r);
+
 	/* Time: A's first token comes after at least its prefill's compute;
 	 * B, which computes 36 tokens instead of 2084, is much faster. */
 	struct sim_work w = {0};

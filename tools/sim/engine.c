@@ -166,6 +166,12 @@ static int open_cache(struct engine *e)
 			.clock_arg = e,
 		};
 
+		/* The null backend's maps and copies are bookkeeping: AUTO is
+		 * priced with the machine preset, as the clock charges them
+		 * (memops_time), and chooses the same in every run. */
+		if (cfg->backend == KVMM_BACKEND_NULL)
+			sim_machine_attach_costs(cfg->machine, e->info.page_size, &pc.cost_map_ns,
+						 &pc.cost_unmap_ns, &pc.cost_copy_ns);
 		ret = kvmm_prefix_enable(e->c, &pc);
 		if (ret)
 			return sim_errf(e->err, ret, "kvmm_prefix_enable: %s", kvmm_strerror(ret));
@@ -593,6 +599,9 @@ int sim_engine_run(const struct sim_engine_cfg *cfg, const struct sim_policy *p,
 		if (p->prefix && !kvmm_prefix_stats(e.c, &ps)) {
 			res->attach_alias = ps.attach_alias;
 			res->attach_copy = ps.attach_copy;
+			res->attach_cost_ns[0] = ps.cost_map_ns;
+			res->attach_cost_ns[1] = ps.cost_unmap_ns;
+			res->attach_cost_ns[2] = ps.cost_copy_ns;
 			for (int k = 0; k < KVMM_EVICT__COUNT; k++)
 				res->evictions += ps.evictions[k];
 		}

@@ -194,6 +194,19 @@ const struct sim_machine *sim_machine_find(const char *name, struct sim_machine 
 	return NULL;
 }
 
+static uint64_t ns_of(double us)
+{
+	return us * 1e3 < 1 ? 1 : (uint64_t)(us * 1e3 + 0.5);
+}
+
+void sim_machine_attach_costs(const struct sim_machine *g, uint64_t page_size, uint64_t *map_ns,
+			      uint64_t *unmap_ns, uint64_t *copy_ns)
+{
+	*map_ns = ns_of(g->map_us);
+	*unmap_ns = ns_of(g->unmap_us);
+	*copy_ns = ns_of(g->d2d_bw > 0 ? (double)page_size / g->d2d_bw * 1e6 : 0);
+}
+
 void sim_model_per_gpu(const struct sim_model *m, struct sim_model_gpu *g)
 {
 	uint32_t tp = m->tp ? m->tp : 1;

@@ -75,6 +75,15 @@ const struct sim_machine *sim_machine_find(const char *name, struct sim_machine 
 void sim_model_per_gpu(const struct sim_model *m, struct sim_model_gpu *g);
 
 /*
+ * What attaching a cached prefix costs per page of page_size bytes on g, in
+ * ns (at least 1 each): map + set access, unmap, and a device copy of the
+ * page.  The prefix cache's AUTO rule weighs these on the null backend,
+ * whose own maps and copies are bookkeeping.
+ */
+void sim_machine_attach_costs(const struct sim_machine *g, uint64_t page_size, uint64_t *map_ns,
+			      uint64_t *unmap_ns, uint64_t *copy_ns);
+
+/*
  * KV bytes one GPU can give the cache: mem * util - weights - activations.
  * -ENOSPC (with a message) when the model does not fit.
  */

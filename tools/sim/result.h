@@ -69,6 +69,10 @@ struct sim_result {
 	char first_violation[256];
 	/* runtime counters at the end */
 	uint64_t attach_alias, attach_copy;
+	/* what AUTO weighed, ns per page: map + access, unmap, copy (given on
+	 * null, measured otherwise: not in the report, which has no wall-clock
+	 * figures) */
+	uint64_t attach_cost_ns[3];
 	uint64_t evictions;
 	uint64_t driver_calls; /* backend calls of every kind */
 	uint64_t mapper_waits;
