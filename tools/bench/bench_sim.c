@@ -171,7 +171,7 @@ static int run_sim(struct bench_ctx *ctx)
 			break;
 		}
 		sim_result_summarize(r, &s);
-		snprintf(name, sizeof(name), "sim-%s", pol[i].name);
+		snprintf(name, sizeof(name), "sim-%.*s", (int)sizeof(name) - 5, pol[i].name);
 		if (!done) {
 			/* the first policy is the baseline (none by default) */
 			base = s;
