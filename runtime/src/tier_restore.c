@@ -38,7 +38,7 @@
 #define RESTORE_BATCH 8		  /* layer-wise: blocks hashed at once */
 #define FLIGHT_BLOCKS 64	  /* at most, in one flight */
 #define FLIGHT_BYTES  (32u << 20) /* a flight's copies, at most (one block at least) */
-#define ROOM_WAITS    64	  /* times a restore waits for write-backs to make room */
+#define ROOM_WAITS    64	  /* a restore's waits for write-backs, per block */
 
 enum pb_state {
 	PB_WAIT = 0, /* not started */
@@ -83,7 +83,7 @@ struct kvmm_prefetch {
 	bool layers_queued;
 	int err;
 	bool queued, finished, cancel, waiting_fill, detached;
-	uint32_t room_waits;	     /* for write-backs to make room, so far */
+	uint32_t room_waits;	     /* for write-backs to make room, this block */
 	uint32_t reads;		     /* disk reads in flight */
 	struct kvmm_prefetch *wnext; /* on t's list of prefetches waiting for a fill */
 	struct pf_flight *flights, **flights_tail; /* oldest first */
@@ -248,8 +248,11 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 			int r;
 
 			/* claim again once every write-back started for
-			 * room has ended, as the bookkeeping tiers do */
-			if (pf->room_waits && tidx_writes_in_flight(t)) {
+			 * room has ended, as the bookkeeping tiers do (a
+			 * bounded number of them: other writes may follow) */
+			if (pf->room_waits && pf->room_waits < ROOM_WAITS &&
+			    tidx_writes_in_flight(t)) {
+				pf->room_waits++;
 				wait_fill(t, pf);
 				return;
 			}
@@ -278,6 +281,7 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 				pf->stop_at = i; /* no room in the host pool now */
 				break;
 			}
+			pf->room_waits = 0;
 			if (t->bookkeeping) {
 				pf->next++;
 				continue;
