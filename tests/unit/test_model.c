@@ -166,6 +166,11 @@ static void op_budget(struct ctx *x)
 		x->m.peak_budget = b;
 	/* What is left over the budget is no more than what is in use. */
 	ck_assert_uint_le(left, ct_stats(x->c).pages_created);
+	/* The mapper may have started creating pages under the old budget
+	 * since the last look; they are counted now that set_budget has
+	 * returned, and from here on the count may only fall while at or
+	 * over the new budget. */
+	x->m.prev_created = ct_stats(x->c).pages_created;
 }
 
 static void check_all(struct ctx *x)
