@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "tools/sim/cli.h"
@@ -134,6 +135,8 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	struct sim_engine_cfg cfg;
 	struct sim_result r;
 	uint64_t gpu = 160ull << 20, out = 0; /* 80 blocks of 16 tokens */
+	char dir[] = "/var/tmp/kvmm-test-sim-XXXXXX";
+	bool disk = be == KVMM_BACKEND_HOST && strstr(policy, "disk");
 
 	gen("chat:sessions=40,turns=2-5,system=2x256,user=64-256,output=32-128,rate=50,"
 	    "think=0.1,max-context=1024,seed=5",
@@ -147,7 +150,13 @@ static void pressure(enum kvmm_backend_type be, const char *policy)
 	cfg.chunk_tokens = 512;
 	cfg.mapper = be != KVMM_BACKEND_NULL; /* as kvmm-sim's default */
 	cfg.time_source = be == KVMM_BACKEND_NULL ? SIM_TIME_MODEL : SIM_TIME_MEASURED;
+	if (disk)
+		cfg.disk_dir = mkdtemp(dir);
 	run(&cfg, policy, &r);
+	if (disk) {
+		/* DIR/<policy> and its --disk-bytes file are gone */
+		ck_assert_int_eq(rmdir(dir), 0);
+	}
 	ck_assert_uint_gt(r.preemptions, 0);
 	ck_assert_uint_gt(r.recomputed_tokens, 0);
 	ck_assert_uint_eq(r.hit_tokens + r.computed_tokens - r.recomputed_tokens, r.input_tokens);

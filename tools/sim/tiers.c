@@ -27,7 +27,8 @@ static uint64_t wall_ns(void)
 
 /* A directory for this run's disk tier: DIR/<policy> under --disk-dir, or
  * a fresh one under $TMPDIR (/var/tmp: /tmp is often tmpfs, without
- * O_DIRECT) removed at the end. */
+ * O_DIRECT); either is removed at the end, as each policy starts cold and
+ * `--policy all` would otherwise leave a --disk-bytes file per policy. */
 static int make_dir(struct sim_tiers *t, const struct sim_policy *p, struct sim_err *err)
 {
 	const char *base = t->cfg->disk_dir;
@@ -44,6 +45,7 @@ static int make_dir(struct sim_tiers *t, const struct sim_policy *p, struct sim_
 			return sim_errf(err, -ENAMETOOLONG, "--disk-dir: path too long");
 		if (mkdir(t->dir, 0755) && errno != EEXIST)
 			return sim_errf(err, -errno, "--disk-dir %s: %s", t->dir, strerror(errno));
+		t->own_dir = true;
 		return 0;
 	}
 	base = getenv("TMPDIR");
