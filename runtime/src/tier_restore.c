@@ -175,15 +175,26 @@ static void read_done(struct tier_disk_op *op)
  * disk tier's I/O thread serves reads before writes: they cannot evict
  * the record being read.
  */
+/* A host slot for block i's disk read; writes the claim starts are held
+ * back (tiers_write_deferred() starts them after the read).  Lock held. */
+static int claim_deferred(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i,
+			  uint64_t parent, uint32_t *s)
+{
+	int r;
+
+	t->defer_writes = true;
+	r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, s);
+	t->defer_writes = false;
+	return r;
+}
+
 static int gather_now(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i, uint64_t parent)
 {
 	struct tier_disk_op *op = &pf->ops[i];
 	uint32_t s;
 	int r;
 
-	t->defer_writes = true;
-	r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
-	t->defer_writes = false;
+	r = claim_deferred(t, pf, i, parent, &s);
 	if (r) {
 		bool wrote = t->ndeferred > 0;
 
@@ -193,9 +204,7 @@ static int gather_now(struct kvmm_tiers *t, struct kvmm_prefetch *pf, uint32_t i
 		if (r != -ENOSPC || !wrote || pf->room_waits >= ROOM_WAITS)
 			return r;
 		pf->room_waits++;
-		t->defer_writes = true;
-		r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
-		t->defer_writes = false;
+		r = claim_deferred(t, pf, i, parent, &s);
 		if (r) {
 			tiers_write_deferred(t, NULL);
 			return r;
@@ -260,9 +269,7 @@ static void gather(struct kvmm_tiers *t, struct kvmm_prefetch *pf)
 				r = gather_now(t, pf, i, parent);
 			} else {
 				/* writes the claim starts go after the read */
-				t->defer_writes = true;
-				r = tidx_claim(t, pf->keys[i], parent, TIER_WAIT_NONE, &s);
-				t->defer_writes = false;
+				r = claim_deferred(t, pf, i, parent, &s);
 				if (r)
 					tiers_write_deferred(t, NULL);
 			}
